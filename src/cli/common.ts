@@ -1,0 +1,73 @@
+// Shared CLI plumbing: device option, progress bars, one-line errors.
+import { basename, extname, join, resolve, dirname } from 'node:path';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import cliProgress from 'cli-progress';
+import { Option, type Command } from 'commander';
+import { DEVICE_CHOICES, setupDevice, type DeviceChoice } from '../engine/device.ts';
+import { Selftok } from '../tokenizer/model.ts';
+import { UserError } from '../util/errors.ts';
+
+export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const DEFAULT_MODEL = join(PACKAGE_ROOT, 'models', 'default');
+
+export function deviceOption(cmd: Command): Command {
+  return cmd.addOption(new Option('--device <device>', 'compute device').choices(DEVICE_CHOICES).default('auto'));
+}
+
+export function modelOption(cmd: Command): Command {
+  return cmd.option('--model <dir>', 'model directory (config.json + model.safetensors)', DEFAULT_MODEL);
+}
+
+export async function startDevice(choice: string, quiet = false): Promise<string> {
+  const d = await setupDevice(choice as DeviceChoice);
+  if (!quiet) process.stderr.write(`selftok: device ${d}\n`);
+  return d;
+}
+
+export function loadModel(dir: string): Selftok {
+  if (!existsSync(dir)) {
+    throw new UserError(
+      dir === DEFAULT_MODEL ? `${dir}: the default model is missing from this checkout` : `${dir}: no such model directory`,
+    );
+  }
+  return Selftok.load(dir);
+}
+
+export function parseInt10(name: string, min = 0) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new UserError(`${name} must be an integer ≥ ${min}, got '${v}'`);
+    return n;
+  };
+}
+
+export function parseFloatPos(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new UserError(`${name} must be a positive number, got '${v}'`);
+    return n;
+  };
+}
+
+/** A progress bar on stderr (drawn only on a TTY; silent in CI logs). */
+export function progressBar(label: string, total: number): { update: (n: number, extra?: string) => void; stop: () => void } {
+  if (!process.stderr.isTTY) return { update: () => {}, stop: () => {} };
+  const bar = new cliProgress.SingleBar(
+    { format: `${label} [{bar}] {value}/{total} {extra}`, stream: process.stderr, hideCursor: true, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(total, 0, { extra: '' });
+  return { update: (n, extra = '') => bar.update(n, { extra }), stop: () => bar.stop() };
+}
+
+/** Output file names for inputs: basename without extension, de-duplicated. */
+export function outputNames(sources: string[], suffix: string): string[] {
+  const seen = new Map<string, number>();
+  return sources.map((s) => {
+    const base = basename(s, extname(s)).replace(/[^A-Za-z0-9._@,-]+/g, '_') || 'image';
+    const n = seen.get(base) ?? 0;
+    seen.set(base, n + 1);
+    return `${n ? `${base}-${n}` : base}${suffix}`;
+  });
+}

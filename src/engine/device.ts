@@ -1,0 +1,77 @@
+// Device setup: which jax-js backend computes (engine.md).
+// `auto` = WebGPU when Dawn (the `webgpu` package in Node, navigator.gpu in a
+// browser) gives an adapter, else wasm.
+import './polyfills.ts';
+import { init, defaultDevice, type Device } from '@jax-js/jax';
+import { UserError } from '../util/errors.ts';
+
+export type DeviceChoice = 'auto' | 'webgpu' | 'wasm' | 'cpu';
+export const DEVICE_CHOICES: DeviceChoice[] = ['auto', 'webgpu', 'wasm', 'cpu'];
+
+let active: Device | null = null;
+
+async function installNodeWebGPU(): Promise<boolean> {
+  const g = globalThis as { navigator?: { gpu?: unknown; userAgent?: string } };
+  if (g.navigator?.gpu) return true;
+  if (typeof process === 'undefined' || !process.versions?.node) return false;
+  try {
+    const mod = (await import('webgpu')) as { create: (o: string[]) => unknown; globals: object };
+    Object.assign(globalThis, mod.globals);
+    const gpu = mod.create([]) as { requestAdapter: () => Promise<unknown> };
+    const adapter = await gpu.requestAdapter();
+    if (!adapter) return false;
+    Object.defineProperty(globalThis, 'navigator', {
+      value: { ...(g.navigator ?? {}), gpu, userAgent: 'node' },
+      configurable: true,
+      writable: true,
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Initialise jax-js once and make `choice` the default device. Returns the device in use. */
+export async function setupDevice(choice: DeviceChoice = 'auto'): Promise<Device> {
+  if (!DEVICE_CHOICES.includes(choice)) {
+    throw new UserError(`--device: unknown device '${choice}' (choose ${DEVICE_CHOICES.join(', ')})`);
+  }
+  if (active) {
+    if (choice !== 'auto' && choice !== active) {
+      throw new UserError(`device already initialised as ${active}; cannot switch to ${choice} in one process`);
+    }
+    return active;
+  }
+  const g = globalThis as { navigator?: object };
+  const wantGpu = choice === 'auto' || choice === 'webgpu';
+  const haveGpu = wantGpu ? await installNodeWebGPU() : false;
+  if (!g.navigator) {
+    Object.defineProperty(globalThis, 'navigator', { value: { userAgent: 'node' }, configurable: true, writable: true });
+  }
+  // jax-js sizes its wasm worker pool from navigator.hardwareConcurrency and assumes 4
+  // when it is missing (Node): on a 2-core machine that oversubscribes the cores.
+  const nav = (globalThis as { navigator: { hardwareConcurrency?: number } }).navigator;
+  if (!nav.hardwareConcurrency || process.env.SELFTOK_THREADS) {
+    const { availableParallelism } = await import('node:os');
+    const n = Number(process.env.SELFTOK_THREADS) || availableParallelism();
+    Object.defineProperty(nav, 'hardwareConcurrency', { value: n, configurable: true });
+  }
+  const available = await init();
+  let device: Device;
+  if (choice === 'auto') device = haveGpu && available.includes('webgpu') ? 'webgpu' : 'wasm';
+  else device = choice;
+  if (!available.includes(device)) {
+    throw new UserError(
+      `--device ${choice}: no ${device} backend here (available: ${available.join(', ')})` +
+        (device === 'webgpu' ? '; no WebGPU adapter was found' : ''),
+    );
+  }
+  defaultDevice(device);
+  active = device;
+  return device;
+}
+
+export function activeDevice(): Device {
+  if (!active) throw new Error('internal: setupDevice() was not called');
+  return active;
+}

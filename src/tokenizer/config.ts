@@ -1,0 +1,102 @@
+// A model is config + weights (diffusers style). Configs are plain JSON; the named
+// ones live in configs/*.json and ship with the package.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UserError } from '../util/errors.ts';
+import type { QuantizerConfig } from './quantizer.ts';
+import type { ScheduleConfig } from './schedule.ts';
+
+export type SelftokConfig = {
+  name: string;
+  /**
+   * The decoder's data space. Pixels in [−1, 1] here; a latent autoencoder plugs in
+   * through `channels` and x0 = (input − shift)·scale (spec §1.1, SD3 latent format).
+   */
+  image: { size: number; channels: number; patch: number; scale: number; shift: number };
+  K: number;
+  schedule: ScheduleConfig;
+  quantizer: QuantizerConfig;
+  encoder: { depth: number; imageWidth: number; imageHeads: number; tokenWidth: number; tokenHeads: number; mlpRatio: number };
+  decoder: {
+    depth: number;
+    width: number;
+    heads: number;
+    mlpRatio: number;
+    condDrop: number;
+    /** What the network outputs (flow.ts): 'velocity' as the reference, or 'x0' (x-prediction, velocity loss). */
+    prediction: 'velocity' | 'x0';
+  };
+  train: {
+    batch: number;
+    lr: number;
+    beta1: number;
+    beta2: number;
+    weightDecay: number;
+    warmup: number;
+    /** Clip for the per-token gradient scale 1/P(visible) (spec §4.6, §12.16); 1 disables it. */
+    tokenGradScaleMax: number;
+    /** x-prediction only: t is clipped at this value in the velocity loss (flow.ts, flowLoss). */
+    lossTMin: number;
+    /** Random crops for folder/photo data: scale range of the crop side relative to the shorter side. */
+    cropScale: [number, number];
+  };
+  sampler: { steps: number };
+};
+
+export const CONFIG_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../configs');
+
+export function namedConfigs(): string[] {
+  return ['tiny', 'small'];
+}
+
+/** Load a config by name (configs/NAME.json) or from a JSON file path, and validate it. */
+export function loadConfig(nameOrFile: string): SelftokConfig {
+  let path: string;
+  if (/^[a-z0-9-]+$/i.test(nameOrFile) && existsSync(join(CONFIG_DIR, `${nameOrFile}.json`))) {
+    path = join(CONFIG_DIR, `${nameOrFile}.json`);
+  } else if (existsSync(nameOrFile)) {
+    path = nameOrFile;
+  } else {
+    throw new UserError(`--config ${nameOrFile}: no such named config (${namedConfigs().join(', ')}) or file`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+  return validateConfig(raw, path);
+}
+
+export function validateConfig(raw: unknown, where: string): SelftokConfig {
+  const c = raw as SelftokConfig;
+  const fail = (msg: string): never => {
+    throw new UserError(`${where}: ${msg}`);
+  };
+  if (!c || typeof c !== 'object') fail('config must be a JSON object');
+  for (const key of ['image', 'schedule', 'quantizer', 'encoder', 'decoder', 'train', 'sampler'] as const) {
+    if (!c[key] || typeof c[key] !== 'object') fail(`missing section '${key}'`);
+  }
+  const { size, patch, channels } = c.image;
+  if (!Number.isInteger(size) || !Number.isInteger(patch) || size % patch !== 0) fail(`image.size ${size} must be a multiple of image.patch ${patch}`);
+  if (!Number.isInteger(channels) || channels < 1) fail('image.channels must be a positive integer');
+  if (!Number.isInteger(c.K) || c.K < 1) fail('K must be a positive integer');
+  const C = c.quantizer.codebookSize;
+  if (!Number.isInteger(C) || C < 2) fail('quantizer.codebookSize must be an integer ≥ 2');
+  if (c.encoder.tokenWidth % c.encoder.tokenHeads || c.encoder.imageWidth % c.encoder.imageHeads) fail('encoder widths must be divisible by their head counts');
+  if (c.decoder.width % c.decoder.heads) fail('decoder.width must be divisible by decoder.heads');
+  c.decoder.prediction ??= 'velocity';
+  c.train.lossTMin ??= 0.05;
+  if (c.decoder.prediction !== 'velocity' && c.decoder.prediction !== 'x0') fail(`decoder.prediction must be 'velocity' or 'x0'`);
+  if (c.schedule.type === 'diti') {
+    const sum = c.schedule.perStage.reduce((a, b) => a + b, 0);
+    if (sum !== c.K) fail(`schedule.perStage sums to ${sum}, expected K = ${c.K}`);
+  } else if (c.schedule.type !== 'uniform') fail(`schedule.type must be 'diti' or 'uniform'`);
+  return c;
+}
+
+/** Bits per pixel of a token sequence: K·log2(C) / (H·W) (issue #2). */
+export function bitsPerPixel(c: SelftokConfig): number {
+  return (c.K * Math.log2(c.quantizer.codebookSize)) / (c.image.size * c.image.size);
+}

@@ -1,0 +1,164 @@
+// The MMDiT-style diffusion decoder (spec §5), conditioned on tokens instead of text.
+//  - image stream: patch embed of x_t + fixed 2D sin-cos; AdaLN from the diffusion time
+//    embedding TE(1000·t).
+//  - token (context) stream: Linear(d → D) of the post-LN token embeddings + fixed 1D
+//    sin-cos of 1000 + 8k; per-token, time-free AdaLN from a block-private embedder of the
+//    token index; the last context block is pre-only, modulated by the time embedding.
+//  - joint attention over [tokens; patches] with a per-sample key mask: invisible tokens
+//    are never keys for anyone; context queries see the image (context_see_xt = True).
+//  - condition drop (training): zero the embedded context and clear its mask.
+// The renderer (spec §8) reuses this network with a learned canvas in place of x_t.
+import { numpy as np, nn } from '@jax-js/jax';
+import {
+  attention,
+  chunk,
+  initLinear,
+  initMlp,
+  initTimeEmbedder,
+  layerNorm,
+  linear,
+  mlp,
+  modulate,
+  sincos1d,
+  sincos2d,
+  timeEmbedder,
+  timestepFeatures,
+  timestepFeaturesGraph,
+  type Linear,
+  type Mlp,
+  type TimeEmbedder,
+} from '../nn/layers.ts';
+import { Init } from '../nn/params.ts';
+import type { SelftokConfig } from './config.ts';
+import { tokenPositions } from './encoder.ts';
+import { patchify, unpatchify } from './patch.ts';
+
+type StreamBlock = { ada: Linear; qkv: Linear; proj: Linear; mlp: Mlp };
+type ContextBlock = StreamBlock & { pos: TimeEmbedder };
+type PreOnlyContextBlock = { ada: Linear; qkv: Linear };
+export type DecoderParams = {
+  xEmbed: Linear;
+  tEmbed: TimeEmbedder;
+  ctxEmbed: Linear;
+  blocks: { x: StreamBlock; ctx: ContextBlock | PreOnlyContextBlock }[];
+  final: { ada: Linear; out: Linear };
+};
+
+export function initDecoder(cfg: SelftokConfig, init: Init): DecoderParams {
+  const { width: D, depth, mlpRatio } = cfg.decoder;
+  const { patch: p, channels: C } = cfg.image;
+  const stream = (): StreamBlock => ({
+    ada: initLinear(init, D, 6 * D, { zero: true }),
+    qkv: initLinear(init, D, 3 * D),
+    proj: initLinear(init, D, D),
+    mlp: initMlp(init, D, mlpRatio * D),
+  });
+  const blocks: DecoderParams['blocks'] = [];
+  for (let l = 0; l < depth; l++) {
+    const last = l === depth - 1;
+    blocks.push({
+      x: stream(),
+      ctx: last
+        ? { ada: initLinear(init, D, 2 * D, { zero: true }), qkv: initLinear(init, D, 3 * D) }
+        : { ...stream(), pos: initTimeEmbedder(init, D) },
+    });
+  }
+  return {
+    xEmbed: initLinear(init, p * p * C, D),
+    tEmbed: initTimeEmbedder(init, D),
+    ctxEmbed: initLinear(init, cfg.quantizer.dim, D),
+    blocks,
+    final: { ada: initLinear(init, D, 2 * D, { zero: true }), out: initLinear(init, D, p * p * C, { zero: true }) },
+  };
+}
+
+export type DecoderInputs = {
+  /** Image-stream input tokens B×N×D (patch-embedded x_t, or the renderer canvas), without positions. */
+  imageTokens: np.Array;
+  /** Diffusion time t ∈ [0, 1] per sample (code convention: 1 = noise). B */
+  t: np.Array;
+  /** Post-LN token embeddings B×K×d. */
+  tokens: np.Array;
+  /** 1 = visible, per sample and token. B×K */
+  mask: np.Array;
+  /** 1 = drop the condition for this sample (training only). B, or null. */
+  drop: np.Array | null;
+  /** Renderer: context rows do not attend the image stream (context_see_xt = False). */
+  contextSeesImage: boolean;
+};
+
+/** The joint-attention network; returns the image-stream output B×H×W×C (velocity or x̂0). */
+export function decoderNet(p: DecoderParams, cfg: SelftokConfig, inp: DecoderInputs): np.Array {
+  const { width: D, heads } = cfg.decoder;
+  const { size, patch, channels } = cfg.image;
+  const K = cfg.K;
+  const g = size / patch;
+  const N = g * g;
+  const B = inp.t.shape[0];
+
+  let x = inp.imageTokens.add(np.array(sincos2d(g, g, D)).reshape([1, N, D]));
+  const c = nn.silu(timeEmbedder(p.tEmbed, timestepFeaturesGraph(inp.t.mul(1000))));
+  let ctx = linear(p.ctxEmbed, inp.tokens.mul(inp.mask.ref.reshape([B, K, 1]))).add(
+    np.array(sincos1d(tokenPositions(K), D)).reshape([1, K, D]),
+  );
+  let mask = inp.mask;
+  if (inp.drop) {
+    // CFG drop (spec §5.5): zero the *embedded* context and clear its mask
+    const keepCond = np.ones([B]).sub(inp.drop);
+    ctx = ctx.mul(keepCond.ref.reshape([B, 1, 1]));
+    mask = mask.mul(keepCond.reshape([B, 1]));
+  }
+  // key mask over [context; image]; image keys are always visible
+  const keyMask = np.concatenate([mask, np.ones([B, N])], 1);
+  let ctxOnlyMask: np.Array | null = null;
+  if (!inp.contextSeesImage) ctxOnlyMask = np.concatenate([keyMask.ref.slice([], [0, K]), np.zeros([B, N])], 1);
+  const posFeat = np.array(timestepFeatures(tokenPositions(K))).reshape([K, 256]);
+
+  for (const blk of p.blocks) {
+    const xm = linear(blk.x.ada, c.ref).reshape([B, 1, 6 * D]);
+    const [xSh, xSc, xG, xSh2, xSc2, xG2] = chunk(xm, 6);
+    const [xq, xk, xv] = chunk(linear(blk.x.qkv, modulate(layerNorm(x.ref), xSh, xSc)), 3);
+    const preOnly = !('pos' in blk.ctx);
+    let cq: np.Array, ck: np.Array, cv: np.Array;
+    let cMods: np.Array[] = [];
+    if (preOnly) {
+      const [sh, sc] = chunk(linear(blk.ctx.ada, c.ref).reshape([B, 1, 2 * D]), 2);
+      [cq, ck, cv] = chunk(linear(blk.ctx.qkv, modulate(layerNorm(ctx.ref), sh, sc)), 3);
+    } else {
+      const cb = blk.ctx as ContextBlock;
+      // token-stream AdaLN: per token, independent of t (spec §5.3, §12.9)
+      const m = linear(cb.ada, nn.silu(timeEmbedder(cb.pos, posFeat.ref))).reshape([1, K, 6 * D]);
+      cMods = chunk(m, 6);
+      [cq, ck, cv] = chunk(linear(cb.qkv, modulate(layerNorm(ctx.ref), cMods[0], cMods[1])), 3);
+    }
+    const k = np.concatenate([ck, xk], 1);
+    const v = np.concatenate([cv, xv], 1);
+    // image queries: visible tokens + all patches
+    const xAtt = attention(xq, k.ref, v.ref, heads, keyMask.ref);
+    x = x.add(xG.mul(linear(blk.x.proj, xAtt)));
+    x = x.ref.add(xG2.mul(mlp(blk.x.mlp, modulate(layerNorm(x), xSh2, xSc2))));
+    if (preOnly) {
+      // the last context block only supplies keys/values; its output is discarded
+      k.dispose();
+      v.dispose();
+      cq.dispose();
+      continue;
+    }
+    const cb = blk.ctx as ContextBlock;
+    const cAtt = attention(cq, k, v, heads, ctxOnlyMask ? ctxOnlyMask.ref : keyMask.ref);
+    ctx = ctx.add(cMods[2].mul(linear(cb.proj, cAtt)));
+    ctx = ctx.ref.add(cMods[5].mul(mlp(cb.mlp, modulate(layerNorm(ctx), cMods[3], cMods[4]))));
+  }
+  ctx.dispose();
+  keyMask.dispose();
+  ctxOnlyMask?.dispose();
+  posFeat.dispose();
+  const [sh, sc] = chunk(linear(p.final.ada, c).reshape([B, 1, 2 * D]), 2);
+  const out = linear(p.final.out, modulate(layerNorm(x), sh, sc));
+  return unpatchify(out, patch, size, size, channels);
+}
+
+/** Patch-embed x_t for the diffusion decoder. */
+export function embedNoisy(p: DecoderParams, cfg: SelftokConfig, xt: np.Array): np.Array {
+  return linear(p.xEmbed, patchify(xt, cfg.image.patch));
+}

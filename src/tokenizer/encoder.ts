@@ -1,0 +1,119 @@
+// The dual-stream Q-Former encoder `Enc-Qformer-Uni` (spec §3).
+//  - image stream: patch embed + fixed 2D sin-cos, pre-LN self-attention + MLP blocks;
+//    it never attends the queries ("Uni").
+//  - token stream: K learned queries; each attends [image patches; all queries] (no
+//    mask, not causal), with token-aware AdaLN from the token index (position 1000 + 8k),
+//    adaLN-Zero so the stream starts as identity.
+//  - head: Linear → L2-normalise → cosine VQ (quantizer.ts) → LayerNorm with affine.
+// The encoder never sees t or the mask: tokens are a function of the clean image only.
+import { numpy as np, nn } from '@jax-js/jax';
+import {
+  attention,
+  chunk,
+  initLayerNorm,
+  initLinear,
+  initMlp,
+  initTimeEmbedder,
+  layerNorm,
+  layerNormAffine,
+  linear,
+  mlp,
+  modulate,
+  sincos2d,
+  timeEmbedder,
+  timestepFeatures,
+  type LayerNormP,
+  type Linear,
+  type Mlp,
+  type TimeEmbedder,
+} from '../nn/layers.ts';
+import { Init } from '../nn/params.ts';
+import type { SelftokConfig } from './config.ts';
+import { patchify } from './patch.ts';
+
+type ImageBlock = { qkv: Linear; proj: Linear; mlp: Mlp };
+type TokenBlock = { pos: TimeEmbedder; ada: Linear; imgKv: Linear; qkv: Linear; proj: Linear; mlp: Mlp };
+export type EncoderParams = {
+  patch: Linear;
+  queries: np.Array;
+  img: ImageBlock[];
+  tok: TokenBlock[];
+  projIn: Linear;
+  postLn: LayerNormP;
+};
+
+/** Token position fed to the token-aware AdaLN (DiTi_cont.get_position, spec §3.4). */
+export function tokenPositions(K: number): Float32Array {
+  return Float32Array.from({ length: K }, (_, k) => 1000 + 8 * k);
+}
+
+export function initEncoder(cfg: SelftokConfig, init: Init): EncoderParams {
+  const { imageWidth: Di, tokenWidth: Dq, depth, mlpRatio } = cfg.encoder;
+  const { patch: p, channels: C } = cfg.image;
+  const img: ImageBlock[] = [];
+  const tok: TokenBlock[] = [];
+  for (let l = 0; l < depth; l++) {
+    // the last block's image update would never be read: it has no image half
+    if (l < depth - 1) img.push({ qkv: initLinear(init, Di, 3 * Di), proj: initLinear(init, Di, Di), mlp: initMlp(init, Di, mlpRatio * Di) });
+    tok.push({
+      pos: initTimeEmbedder(init, Dq),
+      ada: initLinear(init, Dq, 6 * Dq, { zero: true }),
+      imgKv: initLinear(init, Di, 2 * Dq),
+      qkv: initLinear(init, Dq, 3 * Dq),
+      proj: initLinear(init, Dq, Dq),
+      mlp: initMlp(init, Dq, mlpRatio * Dq),
+    });
+  }
+  return {
+    patch: initLinear(init, p * p * C, Di),
+    queries: init.normal([cfg.K, Dq], 0.02),
+    img,
+    tok,
+    projIn: initLinear(init, Dq, cfg.quantizer.dim),
+    postLn: initLayerNorm(init, cfg.quantizer.dim),
+  };
+}
+
+/**
+ * Encoder body: image x0 (B×H×W×C, already in the model's data space) → pre-quantizer
+ * features B×K×d (before L2 normalisation).
+ */
+export function encodeFeatures(p: EncoderParams, cfg: SelftokConfig, x0: np.Array): np.Array {
+  const { size, patch } = cfg.image;
+  const { tokenHeads, imageHeads, tokenWidth: Dq } = cfg.encoder;
+  const B = x0.shape[0];
+  const g = size / patch;
+  const K = cfg.K;
+  let x = linear(p.patch, patchify(x0, patch)).add(np.array(sincos2d(g, g, cfg.encoder.imageWidth)).reshape([1, g * g, -1]));
+  let q = np.broadcastTo(p.queries.ref.reshape([1, K, Dq]), [B, K, Dq]);
+  const posFeat = timestepFeatures(tokenPositions(K));
+  for (let l = 0; l < p.tok.length; l++) {
+    const tb = p.tok[l];
+    const a = layerNorm(x.ref);
+    // token stream reads this block's pre-update image tokens (spec §3.3)
+    const mods = linear(tb.ada, nn.silu(timeEmbedder(tb.pos, np.array(posFeat).reshape([K, 256])))).reshape([1, K, 6 * Dq]);
+    const [shMsa, scMsa, gMsa, shMlp, scMlp, gMlp] = chunk(mods, 6);
+    const u = modulate(layerNorm(q.ref), shMsa, scMsa);
+    const [qq, kq, vq] = chunk(linear(tb.qkv, u), 3);
+    const [ki, vi] = chunk(linear(tb.imgKv, a.ref), 2);
+    const att = attention(qq, np.concatenate([ki, kq], 1), np.concatenate([vi, vq], 1), tokenHeads, null);
+    q = q.add(gMsa.mul(linear(tb.proj, att)));
+    q = q.ref.add(gMlp.mul(mlp(tb.mlp, modulate(layerNorm(q), shMlp, scMlp))));
+    // image stream: plain pre-LN transformer block, never sees the queries
+    const ib = p.img[l];
+    if (!ib) {
+      a.dispose();
+      continue;
+    }
+    const [qi, kk, vv] = chunk(linear(ib.qkv, a), 3);
+    x = x.add(linear(ib.proj, attention(qi, kk, vv, imageHeads, null)));
+    x = x.ref.add(mlp(ib.mlp, layerNorm(x)));
+  }
+  x.dispose();
+  return linear(p.projIn, q);
+}
+
+/** Post-quantization LayerNorm (affine), also applied when decoding from ids (spec §4.2, §12.12). */
+export function postNorm(p: EncoderParams, zq: np.Array): np.Array {
+  return layerNormAffine(p.postLn, zq);
+}

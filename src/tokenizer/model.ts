@@ -1,0 +1,274 @@
+// The public model: config + weights + codebook, with encode / decode (and render,
+// see renderer.ts). The CLI and the demo are thin layers over this class.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { jit, numpy as np, random, tree, type OwnedFunction } from '@jax-js/jax';
+import { flattenParams, Init, mapParams, type Params } from '../nn/params.ts';
+import { encodeSafetensors, readSafetensors, toHalf, asFloat32, type Tensor } from '../io/safetensors.ts';
+import { UserError } from '../util/errors.ts';
+import { writeFileAtomic } from '../util/fsx.ts';
+import { Rng } from '../util/rng.ts';
+import { bitsPerPixel, validateConfig, type SelftokConfig } from './config.ts';
+import { decoderNet, embedNoisy, initDecoder, type DecoderParams } from './decoder.ts';
+import { encodeFeatures, initEncoder, postNorm, type EncoderParams } from './encoder.ts';
+import { eulerGrid, SAMPLER_T_MIN, stepMask, toVelocity } from './flow.ts';
+import { CodebookState, l2normalize } from './quantizer.ts';
+import { TokenSchedule } from './schedule.ts';
+import { initRenderer, renderNet, type RendererParams } from './renderer.ts';
+
+export type ModelParams = { enc: EncoderParams; dec: DecoderParams; ren?: RendererParams };
+
+export type DecodeOptions = {
+  steps?: number;
+  seed?: number;
+  /** Keep only the first `keep` encoder-order tokens (AND-ed with the per-step mask). */
+  keep?: number;
+  onStep?: (i: number, n: number) => void;
+};
+
+export class Selftok {
+  readonly schedule: TokenSchedule;
+  /** sha256 of the weights file this model was loaded from or last saved to (16 hex). */
+  fingerprint = 'unsaved';
+  /** Training step the weights come from. */
+  step = 0;
+  private jitCache = new Map<string, OwnedFunction<(...args: any[]) => any>>();
+
+  constructor(
+    readonly cfg: SelftokConfig,
+    public params: ModelParams,
+    readonly codebook: CodebookState,
+  ) {
+    this.schedule = new TokenSchedule(cfg.K, cfg.schedule);
+  }
+
+  get K(): number {
+    return this.cfg.K;
+  }
+  get codebookSize(): number {
+    return this.cfg.quantizer.codebookSize;
+  }
+  get bitsPerPixel(): number {
+    return bitsPerPixel(this.cfg);
+  }
+  get hasRenderer(): boolean {
+    return !!this.params.ren;
+  }
+
+  static create(cfg: SelftokConfig, seed = 0): Selftok {
+    const rng = new Rng(seed);
+    const init = new Init(rng.fork());
+    const params: ModelParams = { enc: initEncoder(cfg, init), dec: initDecoder(cfg, init) };
+    return new Selftok(cfg, params, new CodebookState(cfg.quantizer, cfg.K, rng.fork()));
+  }
+
+  /** Add a one-step renderer, initialised from the diffusion decoder where shapes match (spec §8.1). */
+  addRenderer(seed = 0): void {
+    if (this.params.ren) return;
+    this.params.ren = initRenderer(this.cfg, new Init(new Rng(seed)), this.params.dec);
+  }
+
+  // ---------------------------------------------------------------- files -----------
+
+  /** Load `DIR/config.json` + `DIR/model.safetensors`, checking every tensor's name and shape. */
+  static load(dir: string): Selftok {
+    const cfgPath = join(dir, 'config.json');
+    const wPath = join(dir, 'model.safetensors');
+    if (!existsSync(cfgPath)) throw new UserError(`${dir}: not a model directory (no config.json)`);
+    if (!existsSync(wPath)) throw new UserError(`${dir}: no model.safetensors`);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(cfgPath, 'utf8'));
+    } catch (e) {
+      throw new UserError(`${cfgPath}: not valid JSON (${(e as Error).message})`);
+    }
+    const cfg = validateConfig(raw, cfgPath);
+    const bytes = readFileSync(wPath);
+    const file = readSafetensors(wPath);
+    const model = Selftok.create(cfg, 0);
+    if (file.tensors.has('ren.canvas')) model.addRenderer(0);
+    model.loadTensors(file.tensors, wPath);
+    model.fingerprint = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+    model.step = Number(file.metadata.step ?? 0);
+    return model;
+  }
+
+  /** Replace weights and codebook from tensors (shape-checked; every parameter must be present). */
+  loadTensors(tensors: Map<string, Tensor>, where: string): void {
+    const cb = tensors.get('quantizer.codebook');
+    if (!cb) throw new UserError(`${where}: missing tensor quantizer.codebook`);
+    const C = this.codebookSize;
+    const d = this.cfg.quantizer.dim;
+    if (cb.shape.join('x') !== `${C}x${d}`) {
+      throw new UserError(`${where}: quantizer.codebook has shape [${cb.shape}], config expects [${C},${d}]`);
+    }
+    const fresh = this.params as unknown as Params;
+    const loaded = mapParams(fresh, (name, leaf) => {
+      const t = tensors.get(name);
+      if (!t) throw new UserError(`${where}: missing tensor ${name}`);
+      if (t.shape.join('x') !== leaf.shape.join('x')) {
+        throw new UserError(`${where}: tensor ${name} has shape [${t.shape}], model expects [${leaf.shape}]`);
+      }
+      return np.array(asFloat32(t)).reshape(t.shape);
+    });
+    tree.dispose(fresh);
+    this.params = loaded as unknown as ModelParams;
+    this.codebook.codebook.set(asFloat32(cb));
+    this.codebook.initialized = true;
+  }
+
+  /** Weights and codebook as named tensors (float32, or float16 for shipping). */
+  async tensors(half = false): Promise<Map<string, Tensor>> {
+    const out = new Map<string, Tensor>();
+    const put = (name: string, shape: number[], data: Float32Array) =>
+      out.set(name, half ? { dtype: 'F16', shape, data: toHalf(data) } : { dtype: 'F32', shape, data });
+    for (const [name, a] of flattenParams(this.params as unknown as Params)) {
+      put(name, a.shape, (await a.ref.data()) as Float32Array);
+    }
+    put('quantizer.codebook', [this.codebookSize, this.cfg.quantizer.dim], this.codebook.codebook.slice());
+    return out;
+  }
+
+  /** Write config.json + model.safetensors atomically; updates the fingerprint. */
+  async save(dir: string, opts: { half?: boolean } = {}): Promise<void> {
+    const bytes = encodeSafetensors(await this.tensors(opts.half), { format: 'selftok', step: String(this.step), config: this.cfg.name });
+    writeFileAtomic(join(dir, 'config.json'), JSON.stringify(this.cfg, null, 2) + '\n');
+    writeFileAtomic(join(dir, 'model.safetensors'), bytes);
+    this.fingerprint = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+  }
+
+  // ------------------------------------------------------------- compute -----------
+
+  private cached<F extends (...args: any[]) => any>(name: string, make: () => OwnedFunction<F>): OwnedFunction<F> {
+    let f = this.jitCache.get(name);
+    if (!f) {
+      f = make();
+      this.jitCache.set(name, f);
+    }
+    return f as OwnedFunction<F>;
+  }
+
+  /** Free compiled functions (after training changes shapes or when done). */
+  disposeCompiled(): void {
+    for (const f of this.jitCache.values()) f.dispose();
+    this.jitCache.clear();
+  }
+
+  /** Pixels in [−1, 1] → the decoder's data space (the latent-autoencoder seam). */
+  toData(pixels: np.Array): np.Array {
+    const { scale, shift } = this.cfg.image;
+    return scale === 1 && shift === 0 ? pixels : pixels.sub(shift).mul(scale);
+  }
+  fromData(x: np.Array): np.Array {
+    const { scale, shift } = this.cfg.image;
+    return scale === 1 && shift === 0 ? x : x.div(scale).add(shift);
+  }
+
+  codebookArray(): np.Array {
+    return np.array(this.codebook.codebook).reshape([this.codebookSize, this.cfg.quantizer.dim]);
+  }
+
+  /** Images B×H×W×C in [−1, 1] (flat) → token ids B×K in encoder order. */
+  async encode(images: Float32Array, B: number): Promise<Int32Array> {
+    const { size, channels } = this.cfg.image;
+    if (images.length !== B * size * size * channels) throw new Error(`internal: encode got ${images.length} values for ${B} images`);
+    const f = this.cached('encode', () =>
+      jit((enc: EncoderParams, codebook: np.Array, x: np.Array) => {
+        const z = l2normalize(encodeFeatures(enc, this.cfg, this.toData(x)));
+        const ids = np.argmax(np.matmul(z, codebook.transpose()), -1);
+        tree.dispose(enc);
+        return ids;
+      }),
+    );
+    const ids = f(tree.ref(this.params.enc), this.codebookArray(), np.array(images).reshape([B, size, size, channels]));
+    return Int32Array.from((await ids.data()) as Int32Array);
+  }
+
+  /** Post-LN token embeddings for ids (B×K): LayerNorm(codebook[ids]) (spec §4.2). */
+  private embedIds(ids: Int32Array, B: number): np.Array {
+    const f = this.cached('embed', () =>
+      jit((enc: EncoderParams, codebook: np.Array, idx: np.Array) => {
+        // shapes come from the arguments: one cached function serves every batch size
+        const [n, k] = idx.shape;
+        const h = postNorm(enc, np.take(codebook, idx.reshape([n * k]), 0).reshape([n, k, -1]));
+        tree.dispose(enc);
+        return h;
+      }),
+    );
+    return f(tree.ref(this.params.enc), this.codebookArray(), np.array(ids, { dtype: np.int32 }).reshape([B, this.K]));
+  }
+
+  checkIds(ids: Int32Array, B: number, where: string): void {
+    if (ids.length !== B * this.K) throw new UserError(`${where}: expected ${this.K} tokens per image, got ${ids.length / B}`);
+    for (let i = 0; i < ids.length; i++) {
+      if (!Number.isInteger(ids[i]) || ids[i] < 0 || ids[i] >= this.codebookSize) {
+        throw new UserError(`${where}: token id ${ids[i]} at position ${i % this.K} is out of range 0..${this.codebookSize - 1}`);
+      }
+    }
+  }
+
+  /**
+   * 50-step (by default) Euler rectified-flow decoding (spec §7): the token mask is
+   * recomputed at every step from τ_i, AND-ed with `keep`. Returns B×H×W×C pixels.
+   */
+  async decode(ids: Int32Array, B: number, opts: DecodeOptions = {}): Promise<Float32Array> {
+    const steps = opts.steps ?? this.cfg.sampler.steps;
+    const keep = opts.keep ?? this.K;
+    if (!Number.isInteger(steps) || steps < 1) throw new UserError(`--steps must be a positive integer, got ${steps}`);
+    if (!Number.isInteger(keep) || keep < 0 || keep > this.K) throw new UserError(`--keep must be an integer in 0..${this.K}, got ${keep}`);
+    this.checkIds(ids, B, 'tokens');
+    const { size, channels } = this.cfg.image;
+    const h = this.embedIds(ids, B);
+    const stepFn = this.cached('euler', () =>
+      jit((dec: DecoderParams, x: np.Array, t: np.Array, dt: np.Array, tokens: np.Array, mask: np.Array) => {
+        const out = decoderNet(dec, this.cfg, {
+          imageTokens: embedNoisy(dec, this.cfg, x.ref),
+          t: t.ref,
+          tokens,
+          mask,
+          drop: null,
+          contextSeesImage: true,
+        });
+        const v = toVelocity(out, x.ref, t, this.cfg.decoder.prediction, SAMPLER_T_MIN);
+        tree.dispose(dec);
+        return x.sub(v.mul(dt));
+      }),
+    );
+    let x = random.normal(random.key(opts.seed ?? 0), [B, size, size, channels]);
+    const grid = eulerGrid(steps);
+    for (let i = 0; i < grid.length; i++) {
+      const s = grid[i];
+      const mask = np.array(stepMask(this.schedule, B, s.tau, keep)).reshape([B, this.K]);
+      x = stepFn(tree.ref(this.params.dec), x, np.full([B], s.t), np.array(s.dt), h.ref, mask);
+      // jax-js is lazy: without a flush per step, all steps queue up with their
+      // intermediates alive (measured: 700 MB of wasm heap for 10 steps at B = 32)
+      await x.blockUntilReady();
+      opts.onStep?.(i + 1, grid.length);
+    }
+    h.dispose();
+    const out = np.clip(this.fromData(x), -1, 1);
+    return Float32Array.from((await out.data()) as Float32Array);
+  }
+
+  /** One-step renderer decoding (spec §8): deterministic, all tokens visible, predicts x̂0. */
+  async render(ids: Int32Array, B: number): Promise<Float32Array> {
+    if (!this.params.ren) throw new UserError('this model has no renderer (train one with `selftok train-renderer`)');
+    this.checkIds(ids, B, 'tokens');
+    const h = this.embedIds(ids, B);
+    const f = this.cached('render', () =>
+      jit((ren: RendererParams, tokens: np.Array) => {
+        const out = renderNet(ren, this.cfg, tokens);
+        tree.dispose(ren);
+        return np.clip(this.fromData(out), -1, 1);
+      }),
+    );
+    const out = f(tree.ref(this.params.ren), h);
+    return Float32Array.from((await out.data()) as Float32Array);
+  }
+
+  dispose(): void {
+    this.disposeCompiled();
+    tree.dispose(this.params as unknown as Params);
+  }
+}

@@ -1,0 +1,106 @@
+// The DiTi token schedule (spec §2): at noise level τ = 1000·t the decoder sees the
+// encoder-order prefix ids[0..k(τ)] (k + 1 tokens). More noise, more tokens.
+// Code time convention: t = 1 is pure noise (spec §0, §12.1).
+
+export type ScheduleConfig =
+  | { type: 'diti'; stages: number[]; perStage: number[] }
+  | { type: 'uniform' };
+
+export class TokenSchedule {
+  readonly K: number;
+  /** Stage upper bounds s_1..s_S in τ units (s_0 = 0 implicit, s_S = 1000). */
+  readonly stages: number[];
+  /** Tokens added per stage n_1..n_S (sum = K). */
+  readonly perStage: number[];
+
+  constructor(K: number, cfg: ScheduleConfig) {
+    if (!Number.isInteger(K) || K < 1) throw new Error(`schedule: K must be a positive integer, got ${K}`);
+    this.K = K;
+    if (cfg.type === 'uniform') {
+      // k = floor(K·τ/1000): a single stage (spec §2.5).
+      this.stages = [1000];
+      this.perStage = [K];
+    } else {
+      const { stages, perStage } = cfg;
+      if (stages.length !== perStage.length || stages.length === 0) {
+        throw new Error('schedule: stages and perStage must have the same, non-zero length');
+      }
+      if (stages[stages.length - 1] !== 1000) throw new Error('schedule: the last stage must end at τ = 1000');
+      for (let i = 0; i < stages.length; i++) {
+        if (!(stages[i] > (i ? stages[i - 1] : 0))) throw new Error('schedule: stages must increase from above 0');
+        if (!Number.isInteger(perStage[i]) || perStage[i] < 0) throw new Error('schedule: perStage must be non-negative integers');
+      }
+      const sum = perStage.reduce((a, b) => a + b, 0);
+      if (sum !== K) throw new Error(`schedule: perStage sums to ${sum}, expected K = ${K}`);
+      this.stages = [...stages];
+      this.perStage = [...perStage];
+    }
+  }
+
+  /**
+   * Index of the last visible token at τ ∈ [0, 1000] (spec §2.1, `DiTi_cont.to_indices`):
+   * piecewise linear in τ, floored, clamped to K − 1.
+   */
+  lastVisible(tau: number): number {
+    let lo = 0;
+    let cum = 0;
+    for (let i = 0; i < this.stages.length; i++) {
+      const hi = this.stages[i];
+      if (tau < hi || i === this.stages.length - 1) {
+        const k = Math.floor(cum + (this.perStage[i] * (Math.max(tau, lo) - lo)) / (hi - lo));
+        return Math.max(0, Math.min(k, this.K - 1));
+      }
+      lo = hi;
+      cum += this.perStage[i];
+    }
+    return this.K - 1;
+  }
+
+  /** Number of visible tokens at τ: k(τ) + 1 (the mask is inclusive, spec §12.3). */
+  visibleCount(tau: number): number {
+    return this.lastVisible(tau) + 1;
+  }
+
+  /** First τ at which token j is visible (spec §2.1). */
+  firstVisibleTau(j: number): number {
+    let lo = 0;
+    let cum = 0;
+    for (let i = 0; i < this.stages.length; i++) {
+      const n = this.perStage[i];
+      if (j < cum + n) return lo + ((j - cum) * (this.stages[i] - lo)) / n;
+      lo = this.stages[i];
+      cum += n;
+    }
+    return 1000;
+  }
+
+  /** Fraction of uniformly drawn training t in which token j is visible: 1 − τ_j/1000. */
+  visibleFraction(j: number): number {
+    return 1 - this.firstVisibleTau(j) / 1000;
+  }
+
+  /**
+   * Per-sample boolean key mask, flattened B×K (1 = visible): `j ≤ k(1000·t_b)`,
+   * AND-ed with an optional encoder-order prefix limit `keep` (spec §2.4, ReconInsuffEval).
+   */
+  mask(taus: ArrayLike<number>, keep = this.K): Float32Array {
+    const B = taus.length;
+    const out = new Float32Array(B * this.K);
+    for (let b = 0; b < B; b++) {
+      const n = Math.min(this.visibleCount(taus[b]), keep);
+      out.fill(1, b * this.K, b * this.K + n);
+    }
+    return out;
+  }
+}
+
+/**
+ * The sampler's τ grid (spec §2.2, §7): t_i = 1 − i/steps, i = 0..steps−1, as exact
+ * integers τ_i = floor(1000·t_i) (the reference truncates a float32 product; we take
+ * the exact value, which can differ by one token, spec §12.6).
+ */
+export function samplerTaus(steps: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < steps; i++) out.push(Math.floor((1000 * (steps - i)) / steps + 1e-9));
+  return out;
+}

@@ -1,0 +1,48 @@
+// The Selftok training objective (spec §6.1), one jitted function of the parameters:
+//   t ~ U(0,1) per sample, m = (j ≤ k(1000·t)) (computed on the host from the same t),
+//   x_t = t·ε + (1 − t)·x0,  L = mean (v̂ − (ε − x0))² + w_commit·L_commit − w_div·g·H,
+// with 10% condition drop. There is no separate self-consistency term.
+import { lax, numpy as np, random, tree } from '@jax-js/jax';
+import type { SelftokConfig } from '../tokenizer/config.ts';
+import { decoderNet, embedNoisy } from '../tokenizer/decoder.ts';
+import { encodeFeatures, postNorm } from '../tokenizer/encoder.ts';
+import { flowLoss, noisy } from '../tokenizer/flow.ts';
+import type { ModelParams } from '../tokenizer/model.ts';
+import { quantize } from '../tokenizer/quantizer.ts';
+
+export type TrainBatch = {
+  /** Clean images in the data space, B×H×W×C. */
+  x0: np.Array;
+  t: np.Array;
+  mask: np.Array;
+  drop: np.Array;
+  /** PRNG key for ε. */
+  key: np.Array;
+  /** Unit codebook C×d (not trained by gradients). */
+  codebook: np.Array;
+  /** Per-token gradient scale (K). */
+  gradWeight: np.Array;
+  /** w_div · gate (scalar). */
+  divWeight: np.Array;
+};
+
+export type LossAux = { fm: np.Array; commit: np.Array; entropy: np.Array; z: np.Array; ids: np.Array };
+
+export function selftokLoss(cfg: SelftokConfig, params: { enc: ModelParams['enc']; dec: ModelParams['dec'] }, b: TrainBatch): [np.Array, LossAux] {
+  const q = quantize(encodeFeatures(params.enc, cfg, b.x0.ref), b.codebook, cfg.quantizer, b.gradWeight, true);
+  const h = postNorm(params.enc, q.zq);
+  const eps = random.normal(b.key, b.x0.shape);
+  const xt = noisy(b.x0.ref, eps.ref, b.t.ref);
+  const out = decoderNet(params.dec, cfg, {
+    imageTokens: embedNoisy(params.dec, cfg, xt.ref),
+    t: b.t.ref,
+    tokens: h,
+    mask: b.mask,
+    drop: b.drop,
+    contextSeesImage: true,
+  });
+  tree.dispose(params);
+  const fm = flowLoss(out, b.x0, eps, xt, b.t, cfg.decoder.prediction, cfg.train.lossTMin);
+  const loss = fm.ref.add(q.commit.ref.mul(cfg.quantizer.commitWeight)).sub(q.entropy.ref.mul(b.divWeight));
+  return [loss, { fm, commit: q.commit, entropy: q.entropy, z: lax.stopGradient(q.z), ids: q.ids }];
+}

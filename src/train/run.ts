@@ -1,0 +1,74 @@
+// `selftok train`: the loop around Trainer with logging, sample grids, periodic atomic
+// checkpoints and resume.
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DataSource } from '../data/source.ts';
+import { gridPng } from '../io/image.ts';
+import type { SelftokConfig } from '../tokenizer/config.ts';
+import { UserError } from '../util/errors.ts';
+import { writeFileAtomic } from '../util/fsx.ts';
+import { STATE_FILE, Trainer, type StepLog } from './trainer.ts';
+
+export type TrainRunOptions = {
+  cfg: SelftokConfig | null;
+  data: DataSource;
+  dataSpec: string;
+  out: string;
+  steps: number;
+  batch?: number;
+  lr?: number;
+  seed: number;
+  resume: boolean;
+  ckptEvery: number;
+  sampleEvery: number;
+  logEvery: number;
+  onStart?: (t: Trainer) => void;
+  onStep?: (log: StepLog, t: Trainer) => void;
+};
+
+export async function runTraining(o: TrainRunOptions): Promise<{ trainer: Trainer; last: StepLog | null; seconds: number }> {
+  if (!Number.isInteger(o.steps) || o.steps < 1) throw new UserError(`--steps must be a positive integer, got ${o.steps}`);
+  const statePath = join(o.out, STATE_FILE);
+  let trainer: Trainer;
+  if (o.resume && existsSync(statePath)) {
+    trainer = Trainer.resume(o.out, { batch: o.batch, lr: o.lr });
+  } else {
+    if (!o.resume && existsSync(statePath)) {
+      throw new UserError(`${o.out}: already holds a training run (${STATE_FILE}); use --resume to continue it or choose another --out`);
+    }
+    if (!o.cfg) throw new UserError('--config is required for a new training run');
+    trainer = Trainer.create(o.cfg, o.seed, o.batch, o.lr);
+  }
+  mkdirSync(o.out, { recursive: true });
+  const logPath = join(o.out, 'train-log.jsonl');
+  const samples = (await o.data.heldOut(8)).images;
+  o.onStart?.(trainer);
+  const t0 = performance.now();
+  let last: StepLog | null = null;
+  while (trainer.step < o.steps) {
+    last = await trainer.trainStep(o.data);
+    o.onStep?.(last, trainer);
+    if (trainer.step % o.logEvery === 0 || trainer.step === o.steps) appendFileSync(logPath, JSON.stringify(last) + '\n');
+    if (trainer.step % o.ckptEvery === 0 || trainer.step === o.steps) {
+      await trainer.checkpoint(o.out, { data: o.dataSpec });
+    }
+    if (o.sampleEvery > 0 && (trainer.step % o.sampleEvery === 0 || trainer.step === o.steps)) {
+      await writeSamples(trainer, samples, join(o.out, 'samples', `step-${String(trainer.step).padStart(6, '0')}.png`));
+    }
+  }
+  return { trainer, last, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Originals (top) and their reconstructions with a short sampler (bottom). */
+async function writeSamples(trainer: Trainer, images: Float32Array[], path: string): Promise<void> {
+  const m = trainer.model;
+  const { size, channels } = m.cfg.image;
+  const n = size * size * channels;
+  const batch = new Float32Array(images.length * n);
+  images.forEach((im, i) => batch.set(im, i * n));
+  const ids = await m.encode(batch, images.length);
+  const rec = await m.decode(ids, images.length, { steps: 25, seed: 0 });
+  const recs = images.map((_, i) => rec.subarray(i * n, (i + 1) * n));
+  mkdirSync(join(path, '..'), { recursive: true });
+  writeFileAtomic(path, await gridPng([images, recs], size, 2));
+}

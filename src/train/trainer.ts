@@ -1,0 +1,247 @@
+// The training loop: data → jitted loss+grads → AdamW → host codebook EMA, with
+// atomic checkpoints (train-state.safetensors holds everything needed to resume:
+// weights, Adam moments, codebook statistics, step, host RNG) and NaN/Inf guard.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { jit, numpy as np, random, tree, valueAndGrad, type OwnedFunction } from '@jax-js/jax';
+import { adamInit, makeAdamUpdate, type AdamState } from '../nn/optim.ts';
+import { flattenParams, mapParams, type Params } from '../nn/params.ts';
+import { asFloat32, encodeSafetensors, readSafetensors, type Tensor } from '../io/safetensors.ts';
+import type { DataSource } from '../data/source.ts';
+import { NonFiniteLossError, UserError } from '../util/errors.ts';
+import { writeFileAtomic } from '../util/fsx.ts';
+import { Rng } from '../util/rng.ts';
+import { validateConfig, type SelftokConfig } from '../tokenizer/config.ts';
+import { encodeFeatures } from '../tokenizer/encoder.ts';
+import { l2normalize, type QuantizerStats } from '../tokenizer/quantizer.ts';
+import { Selftok, type ModelParams } from '../tokenizer/model.ts';
+import { selftokLoss, type LossAux, type TrainBatch } from './loss.ts';
+
+export const STATE_FILE = 'train-state.safetensors';
+
+export type StepLog = {
+  step: number;
+  loss: number;
+  fm: number;
+  commit: number;
+  entropy: number;
+  lr: number;
+  ms: number;
+} & QuantizerStats;
+
+type Trainable = { enc: ModelParams['enc']; dec: ModelParams['dec'] };
+
+export class Trainer {
+  private adam: AdamState;
+  private lossGrad: OwnedFunction<(p: Trainable, b: TrainBatch) => [[np.Array, LossAux], Trainable]> | null = null;
+  private update: ReturnType<typeof makeAdamUpdate>;
+  private gradWeight: Float32Array;
+
+  private constructor(
+    readonly model: Selftok,
+    readonly rng: Rng,
+    public batch: number,
+    public lr: number,
+    adam: AdamState | null,
+  ) {
+    const cfg = model.cfg;
+    this.adam = adam ?? adamInit(this.trainable() as unknown as Params);
+    this.update = makeAdamUpdate({ lr, beta1: cfg.train.beta1, beta2: cfg.train.beta2, weightDecay: cfg.train.weightDecay });
+    // per-token gradient scale ≈ 1/P(visible), clipped (spec §4.6): coarse tokens are
+    // visible in few samples and would otherwise learn slowly
+    const K = cfg.K;
+    this.gradWeight = new Float32Array(K);
+    for (let k = 0; k < K; k++) {
+      this.gradWeight[k] = Math.min(cfg.train.tokenGradScaleMax, 1 / Math.max(model.schedule.visibleFraction(k), 1e-6));
+    }
+  }
+
+  get cfg(): SelftokConfig {
+    return this.model.cfg;
+  }
+  get step(): number {
+    return this.model.step;
+  }
+
+  private trainable(): Trainable {
+    return { enc: this.model.params.enc, dec: this.model.params.dec };
+  }
+
+  static create(cfg: SelftokConfig, seed: number, batch?: number, lr?: number): Trainer {
+    const model = Selftok.create(cfg, seed);
+    return new Trainer(model, new Rng(seed ^ 0x7a11), batch ?? cfg.train.batch, lr ?? cfg.train.lr, null);
+  }
+
+  /** Resume from DIR/train-state.safetensors. */
+  static resume(dir: string, overrides: { batch?: number; lr?: number } = {}): Trainer {
+    const path = join(dir, STATE_FILE);
+    if (!existsSync(path)) throw new UserError(`${dir}: nothing to resume (no ${STATE_FILE})`);
+    const file = readSafetensors(path);
+    const md = file.metadata;
+    let cfgRaw: unknown;
+    try {
+      cfgRaw = JSON.parse(md.config ?? '');
+    } catch {
+      throw new UserError(`${path}: no config in the checkpoint metadata`);
+    }
+    const cfg = validateConfig(cfgRaw, path);
+    const model = Selftok.create(cfg, 0);
+    const prefixed = (prefix: string) => {
+      const m = new Map<string, Tensor>();
+      for (const [k, v] of file.tensors) if (k.startsWith(prefix)) m.set(k.slice(prefix.length), v);
+      return m;
+    };
+    const weights = prefixed('param.');
+    const cbT = file.tensors.get('quantizer.codebook');
+    if (cbT) weights.set('quantizer.codebook', cbT);
+    model.loadTensors(weights, path);
+    model.step = Number(md.step);
+    const cb = model.codebook;
+    const q = (name: string, into: Float32Array) => {
+      const t = file.tensors.get(`quantizer.${name}`);
+      if (!t || t.data.length !== into.length) throw new UserError(`${path}: missing or mis-shaped quantizer.${name}`);
+      into.set(asFloat32(t));
+    };
+    q('clusterSize', cb.clusterSize);
+    q('embedSum', cb.embedSum);
+    q('clusterSizeNoReset', cb.clusterSizeNoReset);
+    q('positionUsage', cb.positionUsage);
+    cb.initialized = md.codebookInitialized === 'true';
+    cb.threshold = Number(md.deadThreshold);
+    cb.resetSize = Number(md.resetSize);
+    cb.usageUpdates = Number(md.usageUpdates);
+    const like = { enc: model.params.enc, dec: model.params.dec } as unknown as Params;
+    const load = (prefix: string) =>
+      mapParams(like, (name, leaf) => {
+        const t = file.tensors.get(prefix + name);
+        if (!t || t.shape.join('x') !== leaf.shape.join('x')) throw new UserError(`${path}: missing or mis-shaped ${prefix}${name}`);
+        return np.array(asFloat32(t)).reshape(t.shape);
+      });
+    const adam: AdamState = { m: load('adam.m.'), v: load('adam.v.'), step: Number(md.adamStep) };
+    const rng = new Rng(0);
+    rng.state = Number(md.rngState) >>> 0;
+    return new Trainer(model, rng, overrides.batch ?? Number(md.batch), overrides.lr ?? Number(md.lr), adam);
+  }
+
+  /** Learning rate at the current step: linear warm-up, then constant (spec §6.3). */
+  lrNow(): number {
+    const w = this.cfg.train.warmup;
+    return w > 0 ? this.lr * Math.min(1, (this.step + 1) / w) : this.lr;
+  }
+
+  private compile(): void {
+    if (this.lossGrad) return;
+    const cfg = this.cfg;
+    this.lossGrad = jit(valueAndGrad((p: Trainable, b: TrainBatch) => selftokLoss(cfg, p, b), { hasAux: true })) as never;
+  }
+
+  /** Normalised encoder outputs for k-means initialisation of the codebook. */
+  private async encoderVectors(x0: np.Array): Promise<Float32Array> {
+    const f = jit((enc: ModelParams['enc'], x: np.Array) => {
+      const z = l2normalize(encodeFeatures(enc, this.cfg, x));
+      tree.dispose(enc);
+      return z;
+    });
+    const z = f(tree.ref(this.model.params.enc), x0);
+    const out = Float32Array.from((await z.data()) as Float32Array);
+    f.dispose();
+    return out;
+  }
+
+  /** One optimisation step on a batch from `data`. */
+  async trainStep(data: DataSource): Promise<StepLog> {
+    const t0 = performance.now();
+    const cfg = this.cfg;
+    const B = this.batch;
+    const { size, channels } = cfg.image;
+    const pixels = await data.trainBatch(this.rng, B);
+    const t = new Float32Array(B);
+    const drop = new Float32Array(B);
+    for (let b = 0; b < B; b++) {
+      t[b] = this.rng.uniform();
+      drop[b] = this.rng.uniform() < cfg.decoder.condDrop ? 1 : 0;
+    }
+    // the mask uses the unshifted t, τ = 1000·t (spec §2.2, §12.5)
+    const mask = this.model.schedule.mask(t.map((v) => 1000 * v));
+    const x0 = this.model.toData(np.array(pixels).reshape([B, size, size, channels]));
+    if (!this.model.codebook.initialized) {
+      this.model.codebook.kmeansInit(await this.encoderVectors(x0.ref), this.rng);
+    }
+    this.compile();
+    const batch: TrainBatch = {
+      x0,
+      t: np.array(t),
+      mask: np.array(mask).reshape([B, cfg.K]),
+      drop: np.array(drop),
+      key: random.key(this.rng.nextU32() & 0x7fffffff),
+      codebook: this.model.codebookArray(),
+      gradWeight: np.array(this.gradWeight),
+      divWeight: np.array(cfg.quantizer.diversityWeight * this.model.codebook.diversityGate()),
+    };
+    const [[loss, aux], grads] = this.lossGrad!(tree.ref(this.trainable()), batch);
+    const lossV = (await loss.data())[0];
+    if (!Number.isFinite(lossV)) {
+      tree.dispose([aux, grads] as never);
+      throw new NonFiniteLossError(
+        `step ${this.step + 1}: loss is ${lossV}; training stopped, the last checkpoint (step ${this.lastSaved}) is intact`,
+      );
+    }
+    const lr = this.lrNow();
+    this.adam.step += 1;
+    const c1 = 1 / (1 - cfg.train.beta1 ** this.adam.step);
+    const c2 = 1 / (1 - cfg.train.beta2 ** this.adam.step);
+    const out = this.update(this.trainable() as unknown as Params, grads as unknown as Params, this.adam.m, this.adam.v, np.array(lr), np.array(c1), np.array(c2));
+    this.model.params = { ...this.model.params, ...(out.p as unknown as Trainable) };
+    this.adam.m = out.m;
+    this.adam.v = out.v;
+    const z = (await aux.z.data()) as Float32Array;
+    const ids = (await aux.ids.data()) as Int32Array;
+    const stats = this.model.codebook.update(z, ids, B, this.rng);
+    const [fm, commit, entropy] = [(await aux.fm.data())[0], (await aux.commit.data())[0], (await aux.entropy.data())[0]];
+    this.model.step += 1;
+    return { step: this.step, loss: lossV, fm, commit, entropy, lr, ms: performance.now() - t0, ...stats };
+  }
+
+  lastSaved = 0;
+
+  /** Write DIR/train-state.safetensors (everything to resume), then the inference model. */
+  async checkpoint(dir: string, extraMeta: Record<string, string> = {}): Promise<void> {
+    const tensors = new Map<string, Tensor>();
+    for (const [k, v] of await this.model.tensors(false)) tensors.set(k === 'quantizer.codebook' ? k : `param.${k}`, v);
+    const put = async (prefix: string, t: Params) => {
+      for (const [k, a] of flattenParams(t)) tensors.set(prefix + k, { dtype: 'F32', shape: a.shape, data: Float32Array.from((await a.ref.data()) as Float32Array) });
+    };
+    await put('adam.m.', this.adam.m);
+    await put('adam.v.', this.adam.v);
+    const cb = this.model.codebook;
+    const f32 = (name: string, data: Float32Array, shape: number[]) => tensors.set(`quantizer.${name}`, { dtype: 'F32', shape, data: data.slice() });
+    f32('clusterSize', cb.clusterSize, [cb.C]);
+    f32('embedSum', cb.embedSum, [cb.C, cb.d]);
+    f32('clusterSizeNoReset', cb.clusterSizeNoReset, [cb.C]);
+    f32('positionUsage', cb.positionUsage, [cb.K, cb.C]);
+    const meta: Record<string, string> = {
+      format: 'selftok-train-state',
+      config: JSON.stringify(this.cfg),
+      step: String(this.step),
+      adamStep: String(this.adam.step),
+      rngState: String(this.rng.state),
+      batch: String(this.batch),
+      lr: String(this.lr),
+      codebookInitialized: String(cb.initialized),
+      deadThreshold: String(cb.threshold),
+      resetSize: String(cb.resetSize),
+      usageUpdates: String(cb.usageUpdates),
+      ...extraMeta,
+    };
+    writeFileAtomic(join(dir, STATE_FILE), encodeSafetensors(tensors, meta));
+    await this.model.save(dir);
+    this.lastSaved = this.step;
+  }
+
+  dispose(): void {
+    this.lossGrad?.dispose();
+    this.update.dispose();
+    tree.dispose([this.adam.m, this.adam.v] as never);
+    this.model.dispose();
+  }
+}

@@ -1,0 +1,81 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { samplerTaus, TokenSchedule } from '../src/tokenizer/schedule.ts';
+
+const paper = new TokenSchedule(512, { type: 'diti', stages: [200, 400, 600, 800, 1000], perStage: [192, 184, 72, 48, 16] });
+
+test('K = 512 check values of spec §2.1', () => {
+  const table: [number, number][] = [
+    [0, 0], [199, 191], [200, 192], [399, 375], [400, 376], [599, 447], [600, 448], [799, 495], [800, 496], [987, 510], [988, 511], [1000, 511],
+  ];
+  for (const [tau, k] of table) assert.equal(paper.lastVisible(tau), k, `k(${tau})`);
+});
+
+test('50-step visible-token counts of spec §2.2', () => {
+  const expected = [
+    512, 511, 509, 508, 506, 505, 503, 501, 500, 498, 497, 492, 487, 482, 477, 473, 468, 463, 458, 453, 449, 441, 434, 427, 420, 413, 405, 398, 391, 384,
+    377, 358, 340, 321, 303, 285, 266, 248, 229, 211, 193, 173, 154, 135, 116, 97, 77, 58, 39, 20,
+  ];
+  const taus = samplerTaus(50);
+  assert.deepEqual(taus.slice(0, 3), [1000, 980, 960]);
+  assert.deepEqual(taus.map((t) => paper.visibleCount(t)), expected);
+});
+
+test('first-visible times and visible fractions (spec §2.1)', () => {
+  assert.equal(paper.firstVisibleTau(0), 0);
+  assert.equal(paper.firstVisibleTau(192), 200);
+  assert.equal(paper.firstVisibleTau(511), 987.5);
+  assert.ok(Math.abs(paper.visibleFraction(511) - 0.0125) < 1e-12);
+  assert.ok(Math.abs(paper.visibleFraction(496) - 0.2) < 1e-12);
+  // visibility is monotone: more noise never shows fewer tokens
+  let prev = 0;
+  for (let tau = 0; tau <= 1000; tau += 0.5) {
+    const n = paper.visibleCount(tau);
+    assert.ok(n >= prev);
+    prev = n;
+  }
+});
+
+test('small-K tables of spec §11.1: K = 8, 16 steps', () => {
+  const s = new TokenSchedule(8, { type: 'diti', stages: [250, 500, 750, 1000], perStage: [3, 3, 1, 1] });
+  const taus = samplerTaus(16);
+  assert.deepEqual(taus, [1000, 937, 875, 812, 750, 687, 625, 562, 500, 437, 375, 312, 250, 187, 125, 62]);
+  assert.deepEqual(taus.map((t) => s.visibleCount(t)), [8, 8, 8, 8, 8, 7, 7, 7, 7, 6, 5, 4, 4, 3, 2, 1]);
+  const first = Array.from({ length: 8 }, (_, j) => +(s.firstVisibleTau(j) / 1000).toFixed(3));
+  assert.deepEqual(first, [0, 0.083, 0.167, 0.25, 0.333, 0.417, 0.5, 0.75]);
+});
+
+test('small-K tables of spec §11.1: K = 32, 25 steps', () => {
+  const s = new TokenSchedule(32, { type: 'diti', stages: [200, 400, 600, 800, 1000], perStage: [12, 11, 5, 3, 1] });
+  const taus = samplerTaus(25);
+  const got = taus.map((t) => [t, s.visibleCount(t)]);
+  const expected: [number, number][] = [
+    [1000, 32], [960, 32], [920, 32], [880, 32], [840, 32], [800, 32], [760, 31], [720, 30], [680, 30], [640, 29], [600, 29], [560, 28], [520, 27],
+    [480, 26], [440, 25], [400, 24], [360, 21], [320, 19], [280, 17], [240, 15], [200, 13], [160, 10], [120, 8], [80, 5], [40, 3],
+  ];
+  assert.deepEqual(got, expected);
+});
+
+test('uniform schedule is k = floor(K·τ/1000), clamped', () => {
+  const u = new TokenSchedule(16, { type: 'uniform' });
+  for (const tau of [0, 62.4, 62.5, 500, 999, 1000]) assert.equal(u.lastVisible(tau), Math.min(15, Math.floor((16 * tau) / 1000)));
+});
+
+test('mask is an inclusive encoder-order prefix AND-ed with keep', () => {
+  const m = paper.mask([0, 1000, 500], 450);
+  const row = (b: number) => Array.from(m.subarray(b * 512, (b + 1) * 512));
+  assert.equal(row(0).reduce((a, v) => a + v, 0), 1); // only token 0 at t = 0
+  assert.equal(row(0)[0], 1);
+  assert.equal(row(1).reduce((a, v) => a + v, 0), 450); // keep limits the prefix
+  assert.equal(row(1)[449], 1);
+  assert.equal(row(1)[450], 0);
+  assert.equal(row(2).reduce((a, v) => a + v, 0), paper.visibleCount(500));
+  assert.equal(row(2)[paper.visibleCount(500) - 1], 1);
+  assert.equal(row(2)[paper.visibleCount(500)], 0);
+});
+
+test('bad schedules are rejected', () => {
+  assert.throws(() => new TokenSchedule(8, { type: 'diti', stages: [500, 1000], perStage: [3, 3] }), /sums to 6/);
+  assert.throws(() => new TokenSchedule(8, { type: 'diti', stages: [500, 900], perStage: [4, 4] }), /τ = 1000/);
+  assert.throws(() => new TokenSchedule(8, { type: 'diti', stages: [600, 500, 1000], perStage: [4, 2, 2] }), /increase/);
+});
