@@ -133,8 +133,9 @@ test('unknown config or data source, --steps 0, an existing run without --resume
   expectError(run('train', '--config', 'tiny', '--data', 'shapes', '--out', 'r3', '--steps', '0'), /--steps must be an integer ≥ 1, got '0'/);
   expectError(run('decode', 'tok.json', '--model', model, '-o', 'o5', '--steps', '0'), /--steps must be an integer ≥ 1, got '0'/);
   expectError(run('decode', 'tok.json', '--model', model, '-o', 'o6', '--keep', '9'), /--keep 9: the model has only K = 8 tokens/);
+  expectError(run('decode', 'tok.json', '--model', model, '-o', 'o7', '--renderer'), /this model has no renderer/);
   expectError(run('eval', '--model', model, '--data', 'nowhere', '--report', 'e.md'), /--data nowhere/);
-  for (const o of ['r1', 'r2', 'r3', 'o5', 'o6', 'e.md']) assert.ok(!existsSync(join(dir, o)), `${o} must not exist`);
+  for (const o of ['r1', 'r2', 'r3', 'o5', 'o6', 'o7', 'e.md']) assert.ok(!existsSync(join(dir, o)), `${o} must not exist`);
   // a model directory that holds a training run is not overwritten by a new one
   mkdirSync(join(dir, 'run'));
   copyFileSync(join(model, 'model.safetensors'), join(dir, 'run', 'train-state.safetensors'));

@@ -50,6 +50,21 @@ export function parseFloatPos(name: string) {
   };
 }
 
+/** The options every training command shares (steps, batch, lr, seed, resume, intervals). */
+export function trainingOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('--data <source>', 'shapes | photos | mnist | a folder of images')
+    .requiredOption('--out <dir>', 'output model directory (checkpoints, samples, log)')
+    .option('--steps <n>', 'total training steps', parseInt10('--steps', 1), 2000)
+    .option('--batch <n>', 'batch size (default: from the config)', parseInt10('--batch', 1))
+    .option('--lr <x>', 'learning rate (default: from the config)', parseFloatPos('--lr'))
+    .option('--seed <n>', 'random seed', parseInt10('--seed'), 0)
+    .option('--resume', 'continue from the last checkpoint in --out', false)
+    .option('--ckpt-every <n>', 'checkpoint interval (steps)', parseInt10('--ckpt-every', 1), 250)
+    .option('--sample-every <n>', 'sample-grid interval (steps, 0 = only at the end)', parseInt10('--sample-every'), 500)
+    .option('--log-every <n>', 'log interval (steps)', parseInt10('--log-every', 1), 25);
+}
+
 /** A progress bar on stderr (drawn only on a TTY; silent in CI logs). */
 export function progressBar(label: string, total: number): { update: (n: number, extra?: string) => void; stop: () => void } {
   if (!process.stderr.isTTY) return { update: () => {}, stop: () => {} };

@@ -10,6 +10,7 @@ import { decodeCommand } from './decode.ts';
 import { reconstructCommand } from './reconstruct.ts';
 import { evalCommand } from './eval.ts';
 import { demoCommand } from './demo.ts';
+import { trainRendererCommand } from './train-renderer.ts';
 
 const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
 
@@ -19,7 +20,7 @@ const program = new Command('selftok')
   .showHelpAfterError()
   .exitOverride();
 
-for (const c of [trainCommand(), encodeCommand(), decodeCommand(), reconstructCommand(), evalCommand(), demoCommand()]) {
+for (const c of [trainCommand(), encodeCommand(), decodeCommand(), reconstructCommand(), evalCommand(), demoCommand(), trainRendererCommand()]) {
   program.addCommand(c.exitOverride());
 }
 

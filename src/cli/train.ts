@@ -3,7 +3,7 @@ import { openSource } from '../data/source.ts';
 import { loadConfig, bitsPerPixel } from '../tokenizer/config.ts';
 import { countParams, type Params } from '../nn/params.ts';
 import { runTraining } from '../train/run.ts';
-import { deviceOption, parseFloatPos, parseInt10, progressBar, startDevice } from './common.ts';
+import { deviceOption, progressBar, startDevice, trainingOptions } from './common.ts';
 import { readSafetensors } from '../io/safetensors.ts';
 import { STATE_FILE } from '../train/trainer.ts';
 import { existsSync } from 'node:fs';
@@ -12,19 +12,9 @@ import { join } from 'node:path';
 export function trainCommand(): Command {
   const cmd = new Command('train')
     .description('train a Selftok tokenizer (encoder + VQ codebook + diffusion decoder)')
-    .option('--config <name|file>', 'named config (tiny, small) or a JSON file')
-    .requiredOption('--data <source>', 'shapes | photos | mnist | a folder of images')
-    .requiredOption('--out <dir>', 'output model directory (checkpoints, samples, log)')
-    .option('--steps <n>', 'total training steps', parseInt10('--steps', 1), 2000)
-    .option('--batch <n>', 'batch size (default: from the config)', parseInt10('--batch', 1))
-    .option('--lr <x>', 'learning rate (default: from the config)', parseFloatPos('--lr'))
-    .option('--seed <n>', 'random seed', parseInt10('--seed'), 0)
-    .option('--resume', 'continue from the last checkpoint in --out', false)
-    .option('--ckpt-every <n>', 'checkpoint interval (steps)', parseInt10('--ckpt-every', 1), 250)
-    .option('--sample-every <n>', 'sample-grid interval (steps, 0 = only at the end)', parseInt10('--sample-every'), 500)
-    .option('--log-every <n>', 'log interval (steps)', parseInt10('--log-every', 1), 25)
+    .option('--config <name|file>', 'named config (tiny, small, photo64) or a JSON file')
     .addHelpText('after', '\nExample:\n  selftok train --config tiny --data shapes --out runs/tiny --steps 2000 --device wasm\n');
-  return deviceOption(cmd).action(async (o) => {
+  return deviceOption(trainingOptions(cmd)).action(async (o) => {
     await startDevice(o.device);
     let cfg = o.config ? loadConfig(o.config) : null;
     if (!cfg && o.resume && existsSync(join(o.out, STATE_FILE))) {

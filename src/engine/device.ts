@@ -2,6 +2,8 @@
 // `auto` = WebGPU when Dawn (the `webgpu` package in Node, navigator.gpu in a
 // browser) gives an adapter, else wasm.
 import './polyfills.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { init, defaultDevice, type Device } from '@jax-js/jax';
 import { UserError } from '../util/errors.ts';
 
@@ -9,6 +11,19 @@ export type DeviceChoice = 'auto' | 'webgpu' | 'wasm' | 'cpu';
 export const DEVICE_CHOICES: DeviceChoice[] = ['auto', 'webgpu', 'wasm', 'cpu'];
 
 let active: Device | null = null;
+
+/**
+ * On Linux, Dawn reaches GPUs only through the Vulkan loader; without libvulkan.so.1 it can
+ * find no adapter and prints a native warning. `auto` skips it quietly in that case.
+ */
+function vulkanLoaderMissing(): boolean {
+  if (process.platform !== 'linux') return false;
+  const dirs = [
+    ...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean),
+    '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib64', '/lib', '/usr/local/lib',
+  ];
+  return !dirs.some((d) => existsSync(join(d, 'libvulkan.so.1')));
+}
 
 async function installNodeWebGPU(): Promise<boolean> {
   const g = globalThis as { navigator?: { gpu?: unknown; userAgent?: string } };
@@ -43,7 +58,7 @@ export async function setupDevice(choice: DeviceChoice = 'auto'): Promise<Device
     return active;
   }
   const g = globalThis as { navigator?: object };
-  const wantGpu = choice === 'auto' || choice === 'webgpu';
+  const wantGpu = choice === 'webgpu' || (choice === 'auto' && !vulkanLoaderMissing());
   const haveGpu = wantGpu ? await installNodeWebGPU() : false;
   if (!g.navigator) {
     Object.defineProperty(globalThis, 'navigator', { value: { userAgent: 'node' }, configurable: true, writable: true });

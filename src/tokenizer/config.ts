@@ -88,6 +88,7 @@ export function validateConfig(raw: unknown, where: string): SelftokConfig {
   if (c.decoder.width % c.decoder.heads) fail('decoder.width must be divisible by decoder.heads');
   c.decoder.prediction ??= 'velocity';
   c.train.lossTMin ??= 0.05;
+  c.quantizer.continuousSteps ??= 0;
   if (c.decoder.prediction !== 'velocity' && c.decoder.prediction !== 'x0') fail(`decoder.prediction must be 'velocity' or 'x0'`);
   if (c.schedule.type === 'diti') {
     const sum = c.schedule.perStage.reduce((a, b) => a + b, 0);

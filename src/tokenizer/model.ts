@@ -186,7 +186,7 @@ export class Selftok {
   }
 
   /** Post-LN token embeddings for ids (B×K): LayerNorm(codebook[ids]) (spec §4.2). */
-  private embedIds(ids: Int32Array, B: number): np.Array {
+  embedIds(ids: Int32Array, B: number): np.Array {
     const f = this.cached('embed', () =>
       jit((enc: EncoderParams, codebook: np.Array, idx: np.Array) => {
         // shapes come from the arguments: one cached function serves every batch size

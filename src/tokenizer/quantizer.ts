@@ -24,6 +24,14 @@ export type QuantizerConfig = {
   diversityTemperature: number;
   /** Weight positions by collapsed usage when re-activating dead codes (spec §4.4). */
   smartReactivation: boolean;
+  /**
+   * Bypass quantization for the first N training steps (the reference's `continuous`
+   * option, spec §4.1): the decoder learns from continuous vectors while the encoder
+   * becomes image-dependent, then k-means initialises the codebook on those vectors.
+   * With adaLN-Zero the token stream starts as the bare learned queries, identical for
+   * every image, so a codebook fitted at step 0 sees no image information.
+   */
+  continuousSteps: number;
 };
 
 // ---------------------------------------------------------------- in-graph part ----
@@ -55,6 +63,8 @@ export function quantize(
   cfg: Pick<QuantizerConfig, 'diversityTemperature'>,
   gradWeight: np.Array | null,
   withEntropy: boolean,
+  /** Scalar 1 = quantize, 0 = pass z through (continuous warm-up); null = 1. */
+  quantizeOn: np.Array | null = null,
 ): QuantizeOut {
   const [B, K, d] = zRaw.shape;
   const C = codebook.shape[0];
@@ -63,14 +73,16 @@ export function quantize(
   const scores = np.matmul(z.ref, cb.ref.transpose()); // B×K×C
   const ids = np.argmax(lax.stopGradient(scores.ref), -1);
   const codes = np.take(cb, ids.ref.reshape([B * K]), 0).reshape([B, K, d]);
-  let zq = z.ref.add(lax.stopGradient(codes.ref.sub(z.ref)));
+  const delta = quantizeOn ? codes.ref.sub(z.ref).mul(quantizeOn.ref) : codes.ref.sub(z.ref);
+  let zq = z.ref.add(lax.stopGradient(delta));
   if (gradWeight) {
     // y = w·x + sg(x − w·x): value x, gradient ×w
     const w = gradWeight.reshape([1, K, 1]);
     const wx = zq.ref.mul(w);
     zq = wx.ref.add(lax.stopGradient(zq.sub(wx)));
   }
-  const commit = np.square(lax.stopGradient(codes).sub(z.ref)).mean();
+  let commit = np.square(lax.stopGradient(codes).sub(z.ref)).mean();
+  if (quantizeOn) commit = commit.mul(quantizeOn);
   let entropy: np.Array;
   if (withEntropy) {
     const p = nn.softmax(scores.mul(cfg.diversityTemperature), -1).reshape([B * K, C]).mean(0);

@@ -24,12 +24,14 @@ export type TrainBatch = {
   gradWeight: np.Array;
   /** w_div · gate (scalar). */
   divWeight: np.Array;
+  /** 1 = quantize, 0 = continuous warm-up (scalar). */
+  quantizeOn: np.Array;
 };
 
 export type LossAux = { fm: np.Array; commit: np.Array; entropy: np.Array; z: np.Array; ids: np.Array };
 
 export function selftokLoss(cfg: SelftokConfig, params: { enc: ModelParams['enc']; dec: ModelParams['dec'] }, b: TrainBatch): [np.Array, LossAux] {
-  const q = quantize(encodeFeatures(params.enc, cfg, b.x0.ref), b.codebook, cfg.quantizer, b.gradWeight, true);
+  const q = quantize(encodeFeatures(params.enc, cfg, b.x0.ref), b.codebook, cfg.quantizer, b.gradWeight, true, b.quantizeOn);
   const h = postNorm(params.enc, q.zq);
   const eps = random.normal(b.key, b.x0.shape);
   const xt = noisy(b.x0.ref, eps.ref, b.t.ref);

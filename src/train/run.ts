@@ -11,6 +11,8 @@ import { STATE_FILE, Trainer, type StepLog } from './trainer.ts';
 
 export type TrainRunOptions = {
   cfg: SelftokConfig | null;
+  /** Builds the trainer of a new run (default: a tokenizer from `cfg`). */
+  makeTrainer?: () => Trainer;
   data: DataSource;
   dataSpec: string;
   out: string;
@@ -36,12 +38,14 @@ export async function runTraining(o: TrainRunOptions): Promise<{ trainer: Traine
     if (!o.resume && existsSync(statePath)) {
       throw new UserError(`${o.out}: already holds a training run (${STATE_FILE}); use --resume to continue it or choose another --out`);
     }
-    if (!o.cfg) throw new UserError('--config is required for a new training run');
-    trainer = Trainer.create(o.cfg, o.seed, o.batch, o.lr);
+    if (o.makeTrainer) trainer = o.makeTrainer();
+    else if (o.cfg) trainer = Trainer.create(o.cfg, o.seed, o.batch, o.lr);
+    else throw new UserError('--config is required for a new training run');
   }
   mkdirSync(o.out, { recursive: true });
   const logPath = join(o.out, 'train-log.jsonl');
   const samples = (await o.data.heldOut(8)).images;
+  trainer.totalSteps = o.steps;
   o.onStart?.(trainer);
   const t0 = performance.now();
   let last: StepLog | null = null;
@@ -59,7 +63,7 @@ export async function runTraining(o: TrainRunOptions): Promise<{ trainer: Traine
   return { trainer, last, seconds: (performance.now() - t0) / 1000 };
 }
 
-/** Originals (top) and their reconstructions with a short sampler (bottom). */
+/** Originals (top) and their reconstructions (bottom): a 25-step sampler, or the renderer. */
 async function writeSamples(trainer: Trainer, images: Float32Array[], path: string): Promise<void> {
   const m = trainer.model;
   const { size, channels } = m.cfg.image;
@@ -67,7 +71,7 @@ async function writeSamples(trainer: Trainer, images: Float32Array[], path: stri
   const batch = new Float32Array(images.length * n);
   images.forEach((im, i) => batch.set(im, i * n));
   const ids = await m.encode(batch, images.length);
-  const rec = await m.decode(ids, images.length, { steps: 25, seed: 0 });
+  const rec = trainer.mode === 'renderer' ? await m.render(ids, images.length) : await m.decode(ids, images.length, { steps: 25, seed: 0 });
   const recs = images.map((_, i) => rec.subarray(i * n, (i + 1) * n));
   mkdirSync(join(path, '..'), { recursive: true });
   writeFileAtomic(path, await gridPng([images, recs], size, 2));

@@ -16,24 +16,39 @@ import { encodeFeatures } from '../tokenizer/encoder.ts';
 import { l2normalize, type QuantizerStats } from '../tokenizer/quantizer.ts';
 import { Selftok, type ModelParams } from '../tokenizer/model.ts';
 import { selftokLoss, type LossAux, type TrainBatch } from './loss.ts';
+import { perceptualWeight, rendererLoss, type RendererAux, type RendererBatch } from './renderer-loss.ts';
+import type { RendererParams } from '../tokenizer/renderer.ts';
 
 export const STATE_FILE = 'train-state.safetensors';
 
 export type StepLog = {
   step: number;
   loss: number;
+  /** Tokenizer: flow-matching loss. Renderer: pixel MSE. */
   fm: number;
   commit: number;
   entropy: number;
+  /** Renderer only: the perceptual (substitute) term and its weight. */
+  perceptual?: number;
+  lambdaP?: number;
   lr: number;
   ms: number;
 } & QuantizerStats;
 
-type Trainable = { enc: ModelParams['enc']; dec: ModelParams['dec'] };
+/**
+ * 'tokenizer': encoder + codebook + diffusion decoder (spec §6).
+ * 'renderer': only the one-step renderer, encoder and codebook frozen (spec §8.2).
+ */
+export type TrainMode = 'tokenizer' | 'renderer';
+
+type Trainable = { enc: ModelParams['enc']; dec: ModelParams['dec'] } | { ren: NonNullable<ModelParams['ren']> };
 
 export class Trainer {
   private adam: AdamState;
   private lossGrad: OwnedFunction<(p: Trainable, b: TrainBatch) => [[np.Array, LossAux], Trainable]> | null = null;
+  private renderGrad: OwnedFunction<(p: Trainable, b: RendererBatch) => [[np.Array, RendererAux], Trainable]> | null = null;
+  /** Renderer mode: total steps of the run, for the λ_p schedule. */
+  totalSteps = 0;
   private update: ReturnType<typeof makeAdamUpdate>;
   private gradWeight: Float32Array;
 
@@ -43,8 +58,10 @@ export class Trainer {
     public batch: number,
     public lr: number,
     adam: AdamState | null,
+    readonly mode: TrainMode = 'tokenizer',
   ) {
     const cfg = model.cfg;
+    if (mode === 'renderer' && !model.hasRenderer) model.addRenderer(rng.nextU32());
     this.adam = adam ?? adamInit(this.trainable() as unknown as Params);
     this.update = makeAdamUpdate({ lr, beta1: cfg.train.beta1, beta2: cfg.train.beta2, weightDecay: cfg.train.weightDecay });
     // per-token gradient scale ≈ 1/P(visible), clipped (spec §4.6): coarse tokens are
@@ -64,7 +81,13 @@ export class Trainer {
   }
 
   private trainable(): Trainable {
-    return { enc: this.model.params.enc, dec: this.model.params.dec };
+    const p = this.model.params;
+    return this.mode === 'renderer' ? { ren: p.ren! } : { enc: p.enc, dec: p.dec };
+  }
+
+  /** Train a renderer for an existing model (its encoder, codebook and decoder stay as they are). */
+  static forRenderer(model: Selftok, seed: number, batch: number, lr: number): Trainer {
+    return new Trainer(model, new Rng(seed ^ 0x4e4d), batch, lr, null, 'renderer');
   }
 
   static create(cfg: SelftokConfig, seed: number, batch?: number, lr?: number): Trainer {
@@ -86,6 +109,8 @@ export class Trainer {
     }
     const cfg = validateConfig(cfgRaw, path);
     const model = Selftok.create(cfg, 0);
+    const mode = (md.mode ?? 'tokenizer') as TrainMode;
+    if (mode === 'renderer' || file.tensors.has('param.ren.canvas')) model.addRenderer(0);
     const prefixed = (prefix: string) => {
       const m = new Map<string, Tensor>();
       for (const [k, v] of file.tensors) if (k.startsWith(prefix)) m.set(k.slice(prefix.length), v);
@@ -110,7 +135,7 @@ export class Trainer {
     cb.threshold = Number(md.deadThreshold);
     cb.resetSize = Number(md.resetSize);
     cb.usageUpdates = Number(md.usageUpdates);
-    const like = { enc: model.params.enc, dec: model.params.dec } as unknown as Params;
+    const like = (mode === 'renderer' ? { ren: model.params.ren } : { enc: model.params.enc, dec: model.params.dec }) as unknown as Params;
     const load = (prefix: string) =>
       mapParams(like, (name, leaf) => {
         const t = file.tensors.get(prefix + name);
@@ -120,7 +145,9 @@ export class Trainer {
     const adam: AdamState = { m: load('adam.m.'), v: load('adam.v.'), step: Number(md.adamStep) };
     const rng = new Rng(0);
     rng.state = Number(md.rngState) >>> 0;
-    return new Trainer(model, rng, overrides.batch ?? Number(md.batch), overrides.lr ?? Number(md.lr), adam);
+    const t = new Trainer(model, rng, overrides.batch ?? Number(md.batch), overrides.lr ?? Number(md.lr), adam, mode);
+    t.totalSteps = Number(md.totalSteps ?? 0);
+    return t;
   }
 
   /** Learning rate at the current step: linear warm-up, then constant (spec §6.3). */
@@ -132,7 +159,7 @@ export class Trainer {
   private compile(): void {
     if (this.lossGrad) return;
     const cfg = this.cfg;
-    this.lossGrad = jit(valueAndGrad((p: Trainable, b: TrainBatch) => selftokLoss(cfg, p, b), { hasAux: true })) as never;
+    this.lossGrad = jit(valueAndGrad((p: Trainable, b: TrainBatch) => selftokLoss(cfg, p as { enc: ModelParams['enc']; dec: ModelParams['dec'] }, b), { hasAux: true })) as never;
   }
 
   /** Normalised encoder outputs for k-means initialisation of the codebook. */
@@ -150,6 +177,57 @@ export class Trainer {
 
   /** One optimisation step on a batch from `data`. */
   async trainStep(data: DataSource): Promise<StepLog> {
+    return this.mode === 'renderer' ? this.rendererStep(data) : this.tokenizerStep(data);
+  }
+
+  private async rendererStep(data: DataSource): Promise<StepLog> {
+    const t0 = performance.now();
+    const cfg = this.cfg;
+    const B = this.batch;
+    const { size, channels } = cfg.image;
+    const pixels = await data.trainBatch(this.rng, B);
+    const ids = await this.model.encode(pixels, B); // frozen encoder + codebook
+    if (!this.renderGrad) {
+      this.renderGrad = jit(valueAndGrad((p: Trainable, b: RendererBatch) => rendererLoss(cfg, p as { ren: RendererParams }, b), { hasAux: true })) as never;
+    }
+    const lambdaP = perceptualWeight(this.step, this.totalSteps || this.step + 1);
+    const batch: RendererBatch = {
+      tokens: this.model.embedIds(ids, B),
+      x0: this.model.toData(np.array(pixels).reshape([B, size, size, channels])),
+      lambdaP: np.array(lambdaP),
+    };
+    const [[loss, aux], grads] = this.renderGrad!(tree.ref(this.trainable()), batch);
+    const lossV = await this.checkFinite(loss, [aux, grads]);
+    const lr = this.applyGrads(grads);
+    const [mse, perceptual] = [(await aux.mse.data())[0], (await aux.perceptual.data())[0]];
+    this.model.step += 1;
+    return { step: this.step, loss: lossV, fm: mse, commit: 0, entropy: 0, perceptual, lambdaP, lr, ms: performance.now() - t0, usage: 0, perplexity: 0, emaPerplexity: 0, deadReset: 0 };
+  }
+
+  private async checkFinite(loss: np.Array, rest: unknown[]): Promise<number> {
+    const v = (await loss.data())[0];
+    if (!Number.isFinite(v)) {
+      tree.dispose(rest as never);
+      throw new NonFiniteLossError(`step ${this.step + 1}: loss is ${v}; training stopped, the last checkpoint (step ${this.lastSaved}) is intact`);
+    }
+    return v;
+  }
+
+  /** AdamW on the trainable parameters; returns the learning rate used. */
+  private applyGrads(grads: Trainable): number {
+    const cfg = this.cfg;
+    const lr = this.lrNow();
+    this.adam.step += 1;
+    const c1 = 1 / (1 - cfg.train.beta1 ** this.adam.step);
+    const c2 = 1 / (1 - cfg.train.beta2 ** this.adam.step);
+    const out = this.update(this.trainable() as unknown as Params, grads as unknown as Params, this.adam.m, this.adam.v, np.array(lr), np.array(c1), np.array(c2));
+    this.model.params = { ...this.model.params, ...(out.p as unknown as Trainable) };
+    this.adam.m = out.m;
+    this.adam.v = out.v;
+    return lr;
+  }
+
+  private async tokenizerStep(data: DataSource): Promise<StepLog> {
     const t0 = performance.now();
     const cfg = this.cfg;
     const B = this.batch;
@@ -164,7 +242,8 @@ export class Trainer {
     // the mask uses the unshifted t, τ = 1000·t (spec §2.2, §12.5)
     const mask = this.model.schedule.mask(t.map((v) => 1000 * v));
     const x0 = this.model.toData(np.array(pixels).reshape([B, size, size, channels]));
-    if (!this.model.codebook.initialized) {
+    const quantizing = this.step >= cfg.quantizer.continuousSteps;
+    if (quantizing && !this.model.codebook.initialized) {
       this.model.codebook.kmeansInit(await this.encoderVectors(x0.ref), this.rng);
     }
     this.compile();
@@ -176,27 +255,17 @@ export class Trainer {
       key: random.key(this.rng.nextU32() & 0x7fffffff),
       codebook: this.model.codebookArray(),
       gradWeight: np.array(this.gradWeight),
-      divWeight: np.array(cfg.quantizer.diversityWeight * this.model.codebook.diversityGate()),
+      divWeight: np.array(quantizing ? cfg.quantizer.diversityWeight * this.model.codebook.diversityGate() : 0),
+      quantizeOn: np.array(quantizing ? 1 : 0),
     };
     const [[loss, aux], grads] = this.lossGrad!(tree.ref(this.trainable()), batch);
-    const lossV = (await loss.data())[0];
-    if (!Number.isFinite(lossV)) {
-      tree.dispose([aux, grads] as never);
-      throw new NonFiniteLossError(
-        `step ${this.step + 1}: loss is ${lossV}; training stopped, the last checkpoint (step ${this.lastSaved}) is intact`,
-      );
-    }
-    const lr = this.lrNow();
-    this.adam.step += 1;
-    const c1 = 1 / (1 - cfg.train.beta1 ** this.adam.step);
-    const c2 = 1 / (1 - cfg.train.beta2 ** this.adam.step);
-    const out = this.update(this.trainable() as unknown as Params, grads as unknown as Params, this.adam.m, this.adam.v, np.array(lr), np.array(c1), np.array(c2));
-    this.model.params = { ...this.model.params, ...(out.p as unknown as Trainable) };
-    this.adam.m = out.m;
-    this.adam.v = out.v;
+    const lossV = await this.checkFinite(loss, [aux, grads]);
+    const lr = this.applyGrads(grads);
     const z = (await aux.z.data()) as Float32Array;
     const ids = (await aux.ids.data()) as Int32Array;
-    const stats = this.model.codebook.update(z, ids, B, this.rng);
+    const stats = quantizing
+      ? this.model.codebook.update(z, ids, B, this.rng)
+      : { usage: 0, perplexity: 0, emaPerplexity: 0, deadReset: 0 };
     const [fm, commit, entropy] = [(await aux.fm.data())[0], (await aux.commit.data())[0], (await aux.entropy.data())[0]];
     this.model.step += 1;
     return { step: this.step, loss: lossV, fm, commit, entropy, lr, ms: performance.now() - t0, ...stats };
@@ -231,6 +300,8 @@ export class Trainer {
       deadThreshold: String(cb.threshold),
       resetSize: String(cb.resetSize),
       usageUpdates: String(cb.usageUpdates),
+      mode: this.mode,
+      totalSteps: String(this.totalSteps),
       ...extraMeta,
     };
     writeFileAtomic(join(dir, STATE_FILE), encodeSafetensors(tensors, meta));
@@ -240,6 +311,7 @@ export class Trainer {
 
   dispose(): void {
     this.lossGrad?.dispose();
+    this.renderGrad?.dispose();
     this.update.dispose();
     tree.dispose([this.adam.m, this.adam.v] as never);
     this.model.dispose();

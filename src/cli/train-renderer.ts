@@ -1,0 +1,56 @@
+import { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { openSource } from '../data/source.ts';
+import { runTraining } from '../train/run.ts';
+import { STATE_FILE, Trainer } from '../train/trainer.ts';
+import { countParams, type Params } from '../nn/params.ts';
+import { deviceOption, loadModel, modelOption, progressBar, startDevice, trainingOptions } from './common.ts';
+
+export function trainRendererCommand(): Command {
+  const cmd = new Command('train-renderer')
+    .description('train the one-step renderer of a trained model (encoder and codebook frozen); writes the model + renderer to --out')
+    .addHelpText(
+      'after',
+      '\nLoss: MSE + λ·perceptual, λ = 0.1 for the first 30% of steps then 0.5 (spec §8.2). The perceptual\nterm is a gradient-pyramid L1, a SUBSTITUTE for LPIPS (no LPIPS weights offline).\n\nExample:\n  selftok train-renderer --model runs/tiny --data shapes --out runs/tiny-renderer --steps 1000\n',
+    );
+  return deviceOption(modelOption(trainingOptions(cmd))).action(async (o) => {
+    await startDevice(o.device);
+    const resuming = o.resume && existsSync(join(o.out, STATE_FILE));
+    const model = resuming ? null : loadModel(o.model);
+    const size = model?.cfg.image.size ?? Trainer.resume(o.out).cfg.image.size;
+    const data = await openSource(o.data, size, model?.cfg.train.cropScale);
+    let bar: ReturnType<typeof progressBar> | null = null;
+    const r = await runTraining({
+      cfg: null,
+      makeTrainer: () => Trainer.forRenderer(model!, o.seed, o.batch ?? model!.cfg.train.batch, o.lr ?? model!.cfg.train.lr),
+      data,
+      dataSpec: o.data,
+      out: o.out,
+      steps: o.steps,
+      seed: o.seed,
+      resume: o.resume,
+      batch: o.batch,
+      lr: o.lr,
+      ckptEvery: o.ckptEvery,
+      sampleEvery: o.sampleEvery,
+      logEvery: o.logEvery,
+      onStart: (t) => {
+        process.stderr.write(
+          `selftok: renderer for ${t.cfg.name}: ${(countParams(t.model.params.ren as unknown as Params) / 1e6).toFixed(2)} M trainable params, batch ${t.batch}, lr ${t.lr}, from step ${t.step} to ${o.steps}\n`,
+        );
+        bar = progressBar('train-renderer', o.steps);
+        bar.update(t.step);
+      },
+      onStep: (l) => {
+        bar?.update(l.step, `loss ${l.loss.toFixed(4)} mse ${l.fm.toFixed(4)} ${l.ms.toFixed(0)}ms`);
+        if (!process.stderr.isTTY && (l.step % o.logEvery === 0 || l.step === o.steps)) {
+          process.stderr.write(`step ${l.step}: loss ${l.loss.toFixed(4)} mse ${l.fm.toFixed(5)} perceptual ${l.perceptual?.toFixed(5)} (λ ${l.lambdaP}) ${l.ms.toFixed(0)} ms\n`);
+        }
+      },
+    });
+    (bar as ReturnType<typeof progressBar> | null)?.stop();
+    const l = r.last;
+    console.log(l ? `trained renderer ${o.out}: step ${r.trainer.step}, mse ${l.fm.toFixed(5)}, ${r.seconds.toFixed(1)} s` : `trained renderer ${o.out}: already at step ${r.trainer.step}`);
+  });
+}
