@@ -18,7 +18,7 @@ export function microConfig(over: (c: SelftokConfig) => void = () => {}): Selfto
   c.quantizer.codebookSize = 32;
   c.quantizer.dim = 8;
   c.encoder = { depth: 2, imageWidth: 32, imageHeads: 2, tokenWidth: 32, tokenHeads: 2, mlpRatio: 2 };
-  c.decoder = { depth: 2, width: 32, heads: 2, mlpRatio: 2, condDrop: 0.1, prediction: 'x0' };
+  c.decoder = { depth: 2, width: 32, heads: 2, mlpRatio: 2, condDrop: 0.1, prediction: 'x0', outChannels: 8 };
   c.train.batch = 8;
   c.train.warmup = 10;
   over(c);

@@ -11,6 +11,7 @@ import { reconstructCommand } from './reconstruct.ts';
 import { evalCommand } from './eval.ts';
 import { demoCommand } from './demo.ts';
 import { trainRendererCommand } from './train-renderer.ts';
+import { exportCommand } from './export.ts';
 
 const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
 
@@ -20,7 +21,7 @@ const program = new Command('selftok')
   .showHelpAfterError()
   .exitOverride();
 
-for (const c of [trainCommand(), encodeCommand(), decodeCommand(), reconstructCommand(), evalCommand(), demoCommand(), trainRendererCommand()]) {
+for (const c of [trainCommand(), encodeCommand(), decodeCommand(), reconstructCommand(), evalCommand(), demoCommand(), trainRendererCommand(), exportCommand()]) {
   program.addCommand(c.exitOverride());
 }
 

@@ -26,6 +26,8 @@ export type SelftokConfig = {
     condDrop: number;
     /** What the network outputs (flow.ts): 'velocity' as the reference, or 'x0' (x-prediction, velocity loss). */
     prediction: 'velocity' | 'x0';
+    /** > 0: a pixel head (decoder.ts) reads this many features per pixel through a 3×3 conv; 0: none. */
+    outChannels: number;
   };
   train: {
     batch: number;
@@ -88,6 +90,7 @@ export function validateConfig(raw: unknown, where: string): SelftokConfig {
   if (c.decoder.width % c.decoder.heads) fail('decoder.width must be divisible by decoder.heads');
   c.decoder.prediction ??= 'velocity';
   c.train.lossTMin ??= 0.05;
+  c.decoder.outChannels ??= 0;
   c.quantizer.continuousSteps ??= 0;
   if (c.decoder.prediction !== 'velocity' && c.decoder.prediction !== 'x0') fail(`decoder.prediction must be 'velocity' or 'x0'`);
   if (c.schedule.type === 'diti') {

@@ -42,6 +42,8 @@ export type DecoderParams = {
   ctxEmbed: Linear;
   blocks: { x: StreamBlock; ctx: ContextBlock | PreOnlyContextBlock }[];
   final: { ada: Linear; out: Linear };
+  /** Optional pixel head (decoder.outChannels > 0): 3×3 conv over the unpatchified features. */
+  head?: { w: np.Array; b: np.Array };
 };
 
 export function initDecoder(cfg: SelftokConfig, init: Init): DecoderParams {
@@ -68,8 +70,38 @@ export function initDecoder(cfg: SelftokConfig, init: Init): DecoderParams {
     tEmbed: initTimeEmbedder(init, D),
     ctxEmbed: initLinear(init, cfg.quantizer.dim, D),
     blocks,
-    final: { ada: initLinear(init, D, 2 * D, { zero: true }), out: initLinear(init, D, p * p * C, { zero: true }) },
+    final: { ada: initLinear(init, D, 2 * D, { zero: true }), out: initLinear(init, D, p * p * (cfg.decoder.outChannels || C), { zero: true }) },
+    ...(cfg.decoder.outChannels ? { head: initPixelHead(init, cfg.decoder.outChannels, C) } : {}),
   };
+}
+
+/**
+ * Each output patch of a patch transformer is a linear read-out of one token, so neighbouring
+ * patches meet at visible seams (measured on `tiny`: 4×4 blocks in every reconstruction). The
+ * pixel head reads `hidden` features per pixel and mixes them over a 3×3 neighbourhood, across
+ * patch borders. Not in the reference (its VAE decoder plays this role after the latent patches).
+ */
+function initPixelHead(init: Init, hidden: number, C: number) {
+  // random (not zero) so that the zero-initialised final linear still receives gradients
+  return { w: init.normal([C, hidden, 3, 3], Math.sqrt(2 / (9 * hidden + 9 * C))), b: init.zeros([C]) };
+}
+
+/**
+ * 3×3 'same' convolution of B×H×W×hidden features as a sum of 9 shifted matmuls. Same numbers
+ * as lax.conv (max |Δ| 1.2e-6), 4.5× faster forward + backward on wasm (23 vs 104 ms at 16×32×32×8).
+ */
+function pixelHead(h: { w: np.Array; b: np.Array }, feat: np.Array): np.Array {
+  const [, H, W] = feat.shape;
+  const padded = np.pad(nn.silu(feat), [[0, 0], [1, 1], [1, 1], [0, 0]]);
+  let out = h.b.ref.reshape([1, 1, 1, -1]);
+  for (let dy = 0; dy < 3; dy++) {
+    for (let dx = 0; dx < 3; dx++) {
+      const window = padded.ref.slice([], [dy, dy + H], [dx, dx + W], []);
+      out = out.add(np.matmul(window, h.w.ref.slice([], [], dy, dx).transpose()));
+    }
+  }
+  padded.dispose();
+  return out;
 }
 
 export type DecoderInputs = {
@@ -155,7 +187,8 @@ export function decoderNet(p: DecoderParams, cfg: SelftokConfig, inp: DecoderInp
   posFeat.dispose();
   const [sh, sc] = chunk(linear(p.final.ada, c).reshape([B, 1, 2 * D]), 2);
   const out = linear(p.final.out, modulate(layerNorm(x), sh, sc));
-  return unpatchify(out, patch, size, size, channels);
+  if (!p.head) return unpatchify(out, patch, size, size, channels);
+  return pixelHead(p.head, unpatchify(out, patch, size, size, cfg.decoder.outChannels));
 }
 
 /** Patch-embed x_t for the diffusion decoder. */
