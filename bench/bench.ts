@@ -17,9 +17,38 @@ const program = new Command('bench')
   .option('--json <file>', 'write results here', 'bench/results.json')
   .option('--configs <list>', 'configs to measure', 'tiny,small')
   .option('--steps <n>', 'timed training steps per config (after 2 warm-up steps)', '5')
-  .option('--batch <list>', 'batch per config on this device (default: the config batch on GPU; tiny 16 / small 8 on CPU)')
+  .option('--batch <list>', 'batch per config on this device (default: the config batch on GPU; tiny 16 / small 4 on CPU)')
+  .option('--child', 'internal: measure the given configs in this process and print rows as JSON')
   .parse();
 const o = program.opts();
+
+// Each config is measured in a fresh process: jax-js's wasm heap never shrinks and its
+// allocator reuses memory only within a size class, so one config's free buffers would count
+// against the next (measured: `small` after `tiny` ran out of the 4 GiB wasm address space).
+if (!o.child) {
+  const { spawnSync } = await import('node:child_process');
+  const allRows: unknown[] = [];
+  let meta: Record<string, unknown> = {};
+  const list: string[] = o.configs.split(',');
+  for (const [i, name] of list.entries()) {
+    const args = ['--import', 'tsx', 'bench/bench.ts', '--child', '--device', o.device, '--configs', name, '--steps', o.steps];
+    if (o.batch) args.push('--batch', o.batch.split(',')[i]);
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = r.stdout.trim().split('\n').pop() ?? '';
+    if (r.status !== 0 || !line.startsWith('{')) {
+      console.error(`bench: ${name} failed (exit ${r.status})`);
+      process.exit(1);
+    }
+    const part = JSON.parse(line);
+    allRows.push(...part.rows);
+    meta = part;
+  }
+  const result = { ...meta, rows: allRows };
+  printTable(result as never);
+  writeFileSync(o.json, JSON.stringify(result, null, 2) + '\n');
+  console.log(`wrote ${o.json}`);
+  process.exit(0);
+}
 
 const device = await setupDevice(o.device as DeviceChoice);
 const mem = await trackMemory(device);
@@ -49,7 +78,7 @@ async function timeIt(fn: () => Promise<unknown>, reps: number): Promise<number>
 
 for (const [i, name] of names.entries()) {
   const cfg = loadConfig(name);
-  const B = batches?.[i] ?? (device === 'webgpu' ? cfg.train.batch : name === 'small' ? 8 : cfg.train.batch);
+  const B = batches?.[i] ?? (device === 'webgpu' ? cfg.train.batch : name === 'small' ? 4 : cfg.train.batch);
   mem.resetPeak();
   const t = Trainer.create(cfg, 0, B);
   const data = new ShapesSource(cfg.image.size);
@@ -77,7 +106,7 @@ for (const [i, name] of names.entries()) {
     peakMemoryMB: mem.peakBytes() / 2 ** 20,
   });
   t.dispose();
-  console.error(`bench: ${name} done`);
+  console.error(`bench: ${name} measured`);
 }
 
 const result = {
@@ -88,15 +117,17 @@ const result = {
   note: 'decode and renderer throughput at batch min(B, 16); renderer measured on an untrained renderer (speed only)',
   rows,
 };
-const f = (x: number, d = 1) => x.toFixed(d);
-console.log(`device ${device} (${result.machine})`);
-console.log('| config | params | batch | train step ms | train img/s | encode img/s | 50-step decode img/s | renderer img/s | peak MB |');
-console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-for (const r of rows) {
-  console.log(
-    `| ${r.config} | ${(r.params / 1e6).toFixed(2)} M | ${r.batch} | ${f(r.trainStepMs, 0)} | ${f(r.trainImagesPerSecond)} | ${f(r.encodeImagesPerSecond)} | ${f(r.decode50ImagesPerSecond, 2)} | ${r.rendererImagesPerSecond === null ? '–' : f(r.rendererImagesPerSecond)} | ${f(r.peakMemoryMB)} |`,
-  );
-}
-writeFileSync(o.json, JSON.stringify(result, null, 2) + '\n');
-console.log(`wrote ${o.json}`);
+console.log(JSON.stringify(result));
 process.exit(0);
+
+function printTable(res: { device: string; machine: string; rows: Row[] }): void {
+  const f = (x: number, d = 1) => x.toFixed(d);
+  console.log(`device ${res.device} (${res.machine})`);
+  console.log('| config | params | batch | train step ms | train img/s | encode img/s | 50-step decode img/s | renderer img/s | peak MB |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const r of res.rows) {
+    console.log(
+      `| ${r.config} | ${(r.params / 1e6).toFixed(2)} M | ${r.batch} | ${f(r.trainStepMs, 0)} | ${f(r.trainImagesPerSecond)} | ${f(r.encodeImagesPerSecond)} | ${f(r.decode50ImagesPerSecond, 2)} | ${r.rendererImagesPerSecond === null ? '–' : f(r.rendererImagesPerSecond)} | ${f(r.peakMemoryMB)} |`,
+    );
+  }
+}
