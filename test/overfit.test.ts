@@ -61,9 +61,13 @@ test('renderer: trained briefly with the tokenizer frozen it beats the mean imag
   const m: Selftok = trainer.model;
   const cb = m.codebook.codebook.slice();
   const enc = await m.tensors();
+  const tokenizerSteps = m.step;
   const r = Trainer.forRenderer(m, 1, 8, 2e-3);
+  assert.equal(r.step, 0, 'a renderer run counts its own steps');
+  assert.equal(r.trainedOnStep, tokenizerSteps);
   r.totalSteps = 150;
   for (let i = 0; i < 150; i++) await r.trainStep(data);
+  assert.equal(r.step, 150);
   // encoder, codebook and diffusion decoder are untouched
   assert.deepEqual(m.codebook.codebook, cb);
   const after = await m.tensors();

@@ -87,8 +87,15 @@ export class Trainer {
 
   /** Train a renderer for an existing model (its encoder, codebook and decoder stay as they are). */
   static forRenderer(model: Selftok, seed: number, batch: number, lr: number): Trainer {
-    return new Trainer(model, new Rng(seed ^ 0x4e4d), batch, lr, null, 'renderer');
+    // a renderer run counts its own steps; the tokenizer's stay in the checkpoint metadata
+    const t = new Trainer(model, new Rng(seed ^ 0x4e4d), batch, lr, null, 'renderer');
+    t.trainedOnStep = model.step;
+    model.step = 0;
+    return t;
   }
+
+  /** Renderer mode: the step of the tokenizer the renderer was trained on. */
+  trainedOnStep = 0;
 
   static create(cfg: SelftokConfig, seed: number, batch?: number, lr?: number): Trainer {
     const model = Selftok.create(cfg, seed);
@@ -147,6 +154,7 @@ export class Trainer {
     rng.state = Number(md.rngState) >>> 0;
     const t = new Trainer(model, rng, overrides.batch ?? Number(md.batch), overrides.lr ?? Number(md.lr), adam, mode);
     t.totalSteps = Number(md.totalSteps ?? 0);
+    t.trainedOnStep = Number(md.tokenizerStep ?? 0);
     return t;
   }
 
@@ -302,6 +310,7 @@ export class Trainer {
       usageUpdates: String(cb.usageUpdates),
       mode: this.mode,
       totalSteps: String(this.totalSteps),
+      tokenizerStep: String(this.trainedOnStep),
       ...extraMeta,
     };
     writeFileAtomic(join(dir, STATE_FILE), encodeSafetensors(tensors, meta));
