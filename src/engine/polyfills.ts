@@ -31,17 +31,10 @@ define('toArray', function (this: Iterator<unknown>) {
 // imported memory, so we reuse one instance per (module, memory).
 const OriginalInstance = WebAssembly.Instance;
 const instances = new WeakMap<WebAssembly.Module, { memory: unknown; instance: WebAssembly.Instance }>();
-const memories = new Set<WebAssembly.Memory>();
-/** Bytes reserved by the wasm heaps jax-js computes in (they grow, never shrink). */
-export function wasmHeapBytes(): number {
-  let n = 0;
-  for (const m of memories) n += m.buffer.byteLength;
-  return n;
-}
+
 const CachedInstance = function (module: WebAssembly.Module, imports?: WebAssembly.Imports) {
   const env = imports?.env as Record<string, unknown> | undefined;
   if (env && Object.keys(imports!).length === 1 && Object.keys(env).length === 1 && env.memory instanceof WebAssembly.Memory) {
-    memories.add(env.memory);
     const hit = instances.get(module);
     if (hit && hit.memory === env.memory) return hit.instance;
     const instance = new OriginalInstance(module, imports);

@@ -1,6 +1,6 @@
 // A model is config + weights (diffusers style). Configs are plain JSON; the named
 // ones live in configs/*.json and ship with the package.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../util/errors.ts';
@@ -49,7 +49,7 @@ export type SelftokConfig = {
 export const CONFIG_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../configs');
 
 export function namedConfigs(): string[] {
-  return ['tiny', 'small'];
+  return readdirSync(CONFIG_DIR).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
 }
 
 /** Load a config by name (configs/NAME.json) or from a JSON file path, and validate it. */
