@@ -1,9 +1,7 @@
 import { Command } from 'commander';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { openSource } from '../data/source.ts';
 import { runTraining } from '../train/run.ts';
-import { STATE_FILE, Trainer } from '../train/trainer.ts';
+import { resumableConfig, Trainer } from '../train/trainer.ts';
 import { countParams, type Params } from '../nn/params.ts';
 import { deviceOption, loadModel, modelOption, progressBar, startDevice, trainingOptions } from './common.ts';
 
@@ -16,10 +14,10 @@ export function trainRendererCommand(): Command {
     );
   return deviceOption(modelOption(trainingOptions(cmd))).action(async (o) => {
     await startDevice(o.device);
-    const resuming = o.resume && existsSync(join(o.out, STATE_FILE));
-    const model = resuming ? null : loadModel(o.model);
-    const size = model?.cfg.image.size ?? Trainer.resume(o.out).cfg.image.size;
-    const data = await openSource(o.data, size, model?.cfg.train.cropScale);
+    const resumed = o.resume ? resumableConfig(o.out) : null;
+    const model = resumed ? null : loadModel(o.model);
+    const cfg = resumed ?? model!.cfg;
+    const data = await openSource(o.data, cfg.image.size, cfg.train.cropScale);
     let bar: ReturnType<typeof progressBar> | null = null;
     const r = await runTraining({
       cfg: null,

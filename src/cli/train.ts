@@ -4,10 +4,8 @@ import { loadConfig, bitsPerPixel } from '../tokenizer/config.ts';
 import { countParams, type Params } from '../nn/params.ts';
 import { runTraining } from '../train/run.ts';
 import { deviceOption, progressBar, startDevice, trainingOptions } from './common.ts';
-import { readSafetensors } from '../io/safetensors.ts';
-import { STATE_FILE } from '../train/trainer.ts';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { resumableConfig } from '../train/trainer.ts';
+import { UserError } from '../util/errors.ts';
 
 export function trainCommand(): Command {
   const cmd = new Command('train')
@@ -16,15 +14,13 @@ export function trainCommand(): Command {
     .addHelpText('after', '\nExample:\n  selftok train --config tiny --data shapes --out runs/tiny --steps 2000 --device wasm\n');
   return deviceOption(trainingOptions(cmd)).action(async (o) => {
     await startDevice(o.device);
-    let cfg = o.config ? loadConfig(o.config) : null;
-    if (!cfg && o.resume && existsSync(join(o.out, STATE_FILE))) {
-      cfg = JSON.parse(readSafetensors(join(o.out, STATE_FILE)).metadata.config);
-    }
-    if (!cfg) throw new (await import('../util/errors.ts')).UserError('--config is required for a new training run');
+    const resumed = o.resume ? resumableConfig(o.out) : null;
+    const cfg = resumed ?? (o.config ? loadConfig(o.config) : null);
+    if (!cfg) throw new UserError('--config is required for a new training run');
     const data = await openSource(o.data, cfg.image.size, cfg.train.cropScale);
     let bar: ReturnType<typeof progressBar> | null = null;
     const r = await runTraining({
-      cfg: o.resume && existsSync(join(o.out, STATE_FILE)) ? null : cfg,
+      cfg: resumed ? null : cfg,
       data,
       dataSpec: o.data,
       out: o.out,

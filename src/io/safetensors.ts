@@ -2,7 +2,7 @@
 // {name: {dtype, shape, data_offsets}, __metadata__: {string: string}}, then the raw
 // little-endian tensor bytes. Small enough to implement here, and then we control
 // the error messages for truncated or mismatched files.
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { UserError } from '../util/errors.ts';
 
 export type TensorDType = 'F32' | 'F16' | 'I32';
@@ -70,6 +70,30 @@ export function decodeSafetensors(bytes: Uint8Array, where: string): Safetensors
     tensors.set(name, { dtype, shape, data });
   }
   return { tensors, metadata };
+}
+
+/** Only the `__metadata__` of a safetensors file: reads the header, not the tensors. */
+export function readSafetensorsMetadata(path: string): Record<string, string> {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    const len = Buffer.alloc(8);
+    if (readSync(fd, len, 0, 8, 0) < 8) throw new UserError(`${path}: truncated safetensors file`);
+    const hlen = Number(len.readBigUInt64LE(0));
+    const header = Buffer.alloc(hlen);
+    if (hlen <= 0 || readSync(fd, header, 0, hlen, 8) < hlen) throw new UserError(`${path}: truncated or corrupt safetensors header`);
+    try {
+      return (JSON.parse(header.toString('utf8')).__metadata__ ?? {}) as Record<string, string>;
+    } catch {
+      throw new UserError(`${path}: corrupt safetensors header (not JSON)`);
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export function readSafetensors(path: string): SafetensorsFile {

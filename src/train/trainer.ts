@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { jit, numpy as np, random, tree, valueAndGrad, type OwnedFunction } from '@jax-js/jax';
 import { adamInit, makeAdamUpdate, type AdamState } from '../nn/optim.ts';
 import { flattenParams, mapParams, type Params } from '../nn/params.ts';
-import { asFloat32, encodeSafetensors, readSafetensors, type Tensor } from '../io/safetensors.ts';
+import { asFloat32, encodeSafetensors, readSafetensors, readSafetensorsMetadata, type Tensor } from '../io/safetensors.ts';
 import type { DataSource } from '../data/source.ts';
 import { NonFiniteLossError, UserError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fsx.ts';
@@ -20,6 +20,20 @@ import { perceptualWeight, rendererLoss, type RendererAux, type RendererBatch } 
 import type { RendererParams } from '../tokenizer/renderer.ts';
 
 export const STATE_FILE = 'train-state.safetensors';
+
+/** The config of the run in DIR if it has a checkpoint to resume (header read only), else null. */
+export function resumableConfig(dir: string): SelftokConfig | null {
+  const path = join(dir, STATE_FILE);
+  if (!existsSync(path)) return null;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readSafetensorsMetadata(path).config ?? '');
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw new UserError(`${path}: no config in the checkpoint metadata`);
+  }
+  return validateConfig(raw, path);
+}
 
 export type StepLog = {
   step: number;
