@@ -2,9 +2,13 @@
 // named configs, encode images/s, 50-step decode images/s, renderer images/s (when a model
 // has one), and peak device memory. Prints a table and writes JSON.
 //   npm run bench -- [--device auto|webgpu|wasm] [--json FILE] [--configs tiny,small] [--steps N]
+//                    [--torch PYTHON]   also time bench/torch_step.py (the same step in PyTorch)
+//                                       on the same shapes: CUDA when the device is webgpu,
+//                                       else the CPU with 1 thread (jax-js wasm is single-threaded)
 import { Command, Option } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { spawnSync as spawnSyncNow } from 'node:child_process';
 import { DEVICE_CHOICES, setupDevice, type DeviceChoice } from '../src/engine/device.ts';
 import { trackMemory } from '../src/engine/memory.ts';
 import { ShapesSource } from '../src/data/source.ts';
@@ -18,6 +22,7 @@ const program = new Command('bench')
   .option('--configs <list>', 'configs to measure', 'tiny,small')
   .option('--steps <n>', 'timed training steps per config (after 2 warm-up steps)', '5')
   .option('--batch <list>', 'batch per config on this device (default: the config batch on GPU; tiny 16 / small 4 on CPU)')
+  .option('--torch <python>', 'also time the same training step in PyTorch (bench/torch_step.py) with this Python')
   .option('--child', 'internal: measure the given configs in this process and print rows as JSON')
   .parse();
 const o = program.opts();
@@ -26,7 +31,7 @@ const o = program.opts();
 // allocator reuses memory only within a size class, so one config's free buffers would count
 // against the next (measured: `small` after `tiny` ran out of the 4 GiB wasm address space).
 if (!o.child) {
-  const { spawnSync } = await import('node:child_process');
+  const spawnSync = spawnSyncNow;
   const allRows: unknown[] = [];
   let meta: Record<string, unknown> = {};
   const list: string[] = o.configs.split(',');
@@ -40,6 +45,12 @@ if (!o.child) {
       process.exit(1);
     }
     const part = JSON.parse(line);
+    if (o.torch) {
+      for (const row of part.rows) {
+        Object.assign(row, torchStep(o.torch, row.config, row.batch, part.device));
+        if (row.torch) row.slowerThanTorch = row.trainStepMs / row.torch.stepMs;
+      }
+    }
     allRows.push(...part.rows);
     meta = part;
   }
@@ -66,7 +77,24 @@ type Row = {
   decode50ImagesPerSecond: number;
   rendererImagesPerSecond: number | null;
   peakMemoryMB: number;
+  /** With --torch: the same step in PyTorch, and how many times longer ours takes. */
+  torch?: { device: string; threads: number; version: string; stepMs: number; imagesPerSecond: number };
+  slowerThanTorch?: number;
 };
+
+/** Time the PyTorch mirror of the training step (bench/torch_step.py) for one config. */
+function torchStep(python: string, config: string, batch: number, device: string): Pick<Row, 'torch' | 'slowerThanTorch'> {
+  const args = ['bench/torch_step.py', '--config', `configs/${config}.json`, '--batch', String(batch)];
+  args.push(...(device === 'webgpu' ? ['--device', 'cuda'] : ['--device', 'cpu', '--threads', '1']));
+  const r = spawnSyncNow(python, args, { encoding: 'utf8' });
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  if (r.status !== 0 || !line.startsWith('{')) {
+    console.error(`bench: PyTorch step for ${config} failed (exit ${r.status}): ${r.stderr.trim().split('\n').pop()}`);
+    return {};
+  }
+  const t = JSON.parse(line);
+  return { torch: { device: t.device, threads: t.threads, version: t.torch, stepMs: t.msPerStep, imagesPerSecond: t.imagesPerSecond } };
+}
 const rows: Row[] = [];
 
 async function timeIt(fn: () => Promise<unknown>, reps: number): Promise<number> {
@@ -123,11 +151,12 @@ process.exit(0);
 function printTable(res: { device: string; machine: string; rows: Row[] }): void {
   const f = (x: number, d = 1) => x.toFixed(d);
   console.log(`device ${res.device} (${res.machine})`);
-  console.log('| config | params | batch | train step ms | train img/s | encode img/s | 50-step decode img/s | renderer img/s | peak MB |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  console.log('| config | params | batch | train step ms | train img/s | encode img/s | 50-step decode img/s | renderer img/s | peak MB | PyTorch step ms | × PyTorch time |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of res.rows) {
+    const tr = r.torch ? `${f(r.torch.stepMs, 0)} (${r.torch.device}${r.torch.device === 'cpu' ? `, ${r.torch.threads} thread` : ''}) | ${f(r.trainStepMs / r.torch.stepMs, 2)}` : '– | –';
     console.log(
-      `| ${r.config} | ${(r.params / 1e6).toFixed(2)} M | ${r.batch} | ${f(r.trainStepMs, 0)} | ${f(r.trainImagesPerSecond)} | ${f(r.encodeImagesPerSecond)} | ${f(r.decode50ImagesPerSecond, 2)} | ${r.rendererImagesPerSecond === null ? '–' : f(r.rendererImagesPerSecond)} | ${f(r.peakMemoryMB)} |`,
+      `| ${r.config} | ${(r.params / 1e6).toFixed(2)} M | ${r.batch} | ${f(r.trainStepMs, 0)} | ${f(r.trainImagesPerSecond)} | ${f(r.encodeImagesPerSecond)} | ${f(r.decode50ImagesPerSecond, 2)} | ${r.rendererImagesPerSecond === null ? '–' : f(r.rendererImagesPerSecond)} | ${f(r.peakMemoryMB)} | ${tr} |`,
     );
   }
 }

@@ -70,3 +70,22 @@ test('NaN in the loss stops training with the last good checkpoint intact', asyn
   assert.equal(readSafetensors(join(dir, STATE_FILE)).metadata.step, '1');
   t.dispose();
 });
+
+test('learning rate: linear warm-up, constant, then a linear cooldown to 0 over the last N steps', () => {
+  const t = Trainer.create(cfg, 0); // warmup 10
+  t.totalSteps = 100;
+  t.cooldown = 20;
+  const at = (s: number) => {
+    t.model.step = s;
+    return t.lrNow();
+  };
+  assert.ok(Math.abs(at(0) - t.lr * 0.1) < 1e-12);
+  assert.equal(at(9), t.lr);
+  assert.equal(at(50), t.lr);
+  assert.equal(at(80), t.lr);
+  assert.ok(Math.abs(at(90) - t.lr * 0.5) < 1e-12);
+  assert.ok(Math.abs(at(99) - t.lr * 0.05) < 1e-12);
+  t.cooldown = 0;
+  assert.equal(at(99), t.lr);
+  t.dispose();
+});

@@ -1,14 +1,14 @@
 // Shared CLI plumbing: device option, progress bars, one-line errors.
-import { basename, extname, join, resolve, dirname } from 'node:path';
+import { basename, extname, join } from 'node:path';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
 import { Option, type Command } from 'commander';
 import { DEVICE_CHOICES, setupDevice, type DeviceChoice } from '../engine/device.ts';
 import { Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
+import { PACKAGE_ROOT } from '../util/paths.ts';
 
-export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export { PACKAGE_ROOT };
 export const DEFAULT_MODEL = join(PACKAGE_ROOT, 'models', 'default');
 
 export function deviceOption(cmd: Command): Command {
@@ -53,11 +53,12 @@ export function parseFloatPos(name: string) {
 /** The options every training command shares (steps, batch, lr, seed, resume, intervals). */
 export function trainingOptions(cmd: Command): Command {
   return cmd
-    .requiredOption('--data <source>', 'shapes | photos | mnist | a folder of images')
+    .requiredOption('--data <source>', 'shapes | photos | photos+skimage | mnist | a folder of images')
     .requiredOption('--out <dir>', 'output model directory (checkpoints, samples, log)')
     .option('--steps <n>', 'total training steps', parseInt10('--steps', 1), 2000)
     .option('--batch <n>', 'batch size (default: from the config)', parseInt10('--batch', 1))
     .option('--lr <x>', 'learning rate (default: from the config)', parseFloatPos('--lr'))
+    .option('--cooldown <n>', 'decay the learning rate linearly to 0 over the last N steps (default: the config\'s train.cooldownFraction of --steps; 0 = constant)', parseInt10('--cooldown'))
     .option('--seed <n>', 'random seed', parseInt10('--seed'), 0)
     .option('--resume', 'continue from the last checkpoint in --out', false)
     .option('--ckpt-every <n>', 'checkpoint interval (steps)', parseInt10('--ckpt-every', 1), 250)

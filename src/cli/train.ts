@@ -27,6 +27,7 @@ export function trainCommand(): Command {
       steps: o.steps,
       batch: o.batch,
       lr: o.lr,
+      cooldown: o.cooldown,
       seed: o.seed,
       resume: o.resume,
       ckptEvery: o.ckptEvery,

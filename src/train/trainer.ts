@@ -16,7 +16,8 @@ import { encodeFeatures } from '../tokenizer/encoder.ts';
 import { l2normalize, type QuantizerStats } from '../tokenizer/quantizer.ts';
 import { Selftok, type ModelParams } from '../tokenizer/model.ts';
 import { selftokLoss, type LossAux, type TrainBatch } from './loss.ts';
-import { perceptualWeight, rendererLoss, type RendererAux, type RendererBatch } from './renderer-loss.ts';
+import { perceptualWeight, rendererLoss, type Perceptual, type PerceptualKind, type RendererAux, type RendererBatch } from './renderer-loss.ts';
+import { MobileNetV2, PERCEPTUAL_TAPS, type MobileNetWeights } from '../nn/mobilenet-v2.ts';
 import type { RendererParams } from '../tokenizer/renderer.ts';
 
 export const STATE_FILE = 'train-state.safetensors';
@@ -63,6 +64,12 @@ export class Trainer {
   private renderGrad: OwnedFunction<(p: Trainable, b: RendererBatch) => [[np.Array, RendererAux], Trainable]> | null = null;
   /** Renderer mode: total steps of the run, for the λ_p schedule. */
   totalSteps = 0;
+  /** Renderer mode: the perceptual term (train-state metadata `perceptual`). */
+  perceptual: PerceptualKind = 'mobilenet';
+  private perceptualNet: MobileNetV2 | null = null;
+  private perceptualWeights: MobileNetWeights | null = null;
+  /** Length of the final linear decay of the learning rate to 0 (warmup-stable-decay); 0 = constant. */
+  cooldown = 0;
   private update: ReturnType<typeof makeAdamUpdate>;
   private gradWeight: Float32Array;
 
@@ -100,9 +107,10 @@ export class Trainer {
   }
 
   /** Train a renderer for an existing model (its encoder, codebook and decoder stay as they are). */
-  static forRenderer(model: Selftok, seed: number, batch: number, lr: number): Trainer {
+  static forRenderer(model: Selftok, seed: number, batch: number, lr: number, perceptual: PerceptualKind = 'mobilenet'): Trainer {
     // a renderer run counts its own steps; the tokenizer's stay in the checkpoint metadata
     const t = new Trainer(model, new Rng(seed ^ 0x4e4d), batch, lr, null, 'renderer');
+    t.perceptual = perceptual;
     t.trainedOnStep = model.step;
     model.step = 0;
     return t;
@@ -169,13 +177,21 @@ export class Trainer {
     const t = new Trainer(model, rng, overrides.batch ?? Number(md.batch), overrides.lr ?? Number(md.lr), adam, mode);
     t.totalSteps = Number(md.totalSteps ?? 0);
     t.trainedOnStep = Number(md.tokenizerStep ?? 0);
+    if (mode === 'renderer') t.perceptual = (md.perceptual ?? 'gradients') as PerceptualKind;
     return t;
   }
 
-  /** Learning rate at the current step: linear warm-up, then constant (spec §6.3). */
+  /**
+   * Learning rate at the current step: linear warm-up, then constant (spec §6.3); with a
+   * cooldown of N steps, the last N steps before totalSteps decay linearly to 0. The
+   * cooldown is decided per run (WSD schedule), so a long constant-lr run can be resumed
+   * and cooled down whenever it is stopped.
+   */
   lrNow(): number {
     const w = this.cfg.train.warmup;
-    return w > 0 ? this.lr * Math.min(1, (this.step + 1) / w) : this.lr;
+    const warm = w > 0 ? Math.min(1, (this.step + 1) / w) : 1;
+    const cool = this.cooldown > 0 && this.totalSteps > 0 ? Math.min(1, Math.max(0, this.totalSteps - this.step) / this.cooldown) : 1;
+    return this.lr * warm * cool;
   }
 
   private compile(): void {
@@ -210,13 +226,20 @@ export class Trainer {
     const pixels = await data.trainBatch(this.rng, B);
     const ids = await this.model.encode(pixels, B); // frozen encoder + codebook
     if (!this.renderGrad) {
-      this.renderGrad = jit(valueAndGrad((p: Trainable, b: RendererBatch) => rendererLoss(cfg, p as { ren: RendererParams }, b), { hasAux: true })) as never;
+      let perceptual: Perceptual = { kind: 'gradients' };
+      if (this.perceptual === 'mobilenet') {
+        this.perceptualNet = await MobileNetV2.load();
+        this.perceptualWeights = this.perceptualNet.weights(PERCEPTUAL_TAPS.at(-1));
+        perceptual = { kind: 'mobilenet', net: this.perceptualNet };
+      }
+      this.renderGrad = jit(valueAndGrad((p: Trainable, b: RendererBatch) => rendererLoss(cfg, p as { ren: RendererParams }, b, perceptual), { hasAux: true })) as never;
     }
     const lambdaP = perceptualWeight(this.step, this.totalSteps || this.step + 1);
     const batch: RendererBatch = {
       tokens: this.model.embedIds(ids, B),
       x0: this.model.toData(np.array(pixels).reshape([B, size, size, channels])),
       lambdaP: np.array(lambdaP),
+      ...(this.perceptualWeights ? { features: tree.ref(this.perceptualWeights) } : {}),
     };
     const [[loss, aux], grads] = this.renderGrad!(tree.ref(this.trainable()), batch);
     const lossV = await this.checkFinite(loss, [aux, grads]);
@@ -325,6 +348,7 @@ export class Trainer {
       mode: this.mode,
       totalSteps: String(this.totalSteps),
       tokenizerStep: String(this.trainedOnStep),
+      ...(this.mode === 'renderer' ? { perceptual: this.perceptual } : {}),
       ...extraMeta,
     };
     writeFileAtomic(join(dir, STATE_FILE), encodeSafetensors(tensors, meta));
@@ -335,6 +359,8 @@ export class Trainer {
   dispose(): void {
     this.lossGrad?.dispose();
     this.renderGrad?.dispose();
+    if (this.perceptualWeights) tree.dispose(this.perceptualWeights);
+    this.perceptualWeights = null;
     this.update.dispose();
     tree.dispose([this.adam.m, this.adam.v] as never);
     this.model.dispose();
