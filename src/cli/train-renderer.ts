@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { PERCEPTUAL_KINDS, type PerceptualKind } from '../train/renderer-loss.ts';
+import { MobileNetV2 } from '../nn/mobilenet-v2.ts';
 import { openSource } from '../data/source.ts';
 import { runTraining } from '../train/run.ts';
 import { resumableConfig, Trainer } from '../train/trainer.ts';
@@ -25,6 +26,8 @@ export function trainRendererCommand(): Command {
     const model = resumed ? null : loadModel(o.model);
     const cfg = resumed ?? model!.cfg;
     const data = await openSource(o.data, cfg.image.size, cfg.train.cropScale);
+    // fail before anything is written when the feature network cannot be loaded
+    if (!resumed && perceptual === 'mobilenet') await MobileNetV2.load();
     let bar: ReturnType<typeof progressBar> | null = null;
     const r = await runTraining({
       cfg: null,

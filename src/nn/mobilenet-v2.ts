@@ -92,7 +92,9 @@ export class MobileNetV2 {
       model = (await MobileNetV2Model.modelJson()).default;
       shard = (await MobileNetV2Model.weightBundles[0]()).default;
     } catch (e) {
-      throw new UserError(`nsfwjs: cannot load its MobileNetV2 weights (${(e as Error).message.split('\n')[0]}); run npm ci`);
+      throw new UserError(
+        `nsfwjs: cannot load its MobileNetV2 weights (${(e as Error).message.split('\n')[0]}); run npm ci (on the GPU machine: pack node_modules/nsfwjs/dist/models/mobilenet_v2, see README)`,
+      );
     }
     const layers = model.modelTopology.model_config.config.layers;
     const raw = dequantize(model.weightsManifest[0].weights, Buffer.from(shard, 'base64'));
