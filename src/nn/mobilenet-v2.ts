@@ -46,7 +46,7 @@ function dequantize(specs: WeightSpec[], bytes: Buffer): Map<string, Float32Arra
 }
 
 /** Square windows of a B×H×W×C map for a k×k, stride-s convolution, with TF's 'same'/'valid' padding. */
-function windows(x: np.Array, k: number, s: number, padding: string): { out: [number, number]; take: (dy: number, dx: number) => np.Array; done: () => void } {
+function windows(x: np.Array, k: number, s: number, padding: string): { take: (dy: number, dx: number) => np.Array; done: () => void } {
   const [B, H, W, C] = x.shape;
   let Ho: number, Wo: number, pt = 0, pl = 0;
   if (padding === 'same') {
@@ -64,7 +64,6 @@ function windows(x: np.Array, k: number, s: number, padding: string): { out: [nu
   const pr = k - 1 + s * Wo - (W + pl);
   const padded = pt || pl || pb > 0 || pr > 0 ? np.pad(x, [[0, 0], [pt, Math.max(pb, 0)], [pl, Math.max(pr, 0)], [0, 0]]) : x;
   return {
-    out: [Ho, Wo],
     take: (dy, dx) => {
       const w = padded.ref.slice([], [dy, dy + s * Ho], [dx, dx + s * Wo], []);
       if (s === 1) return w;
@@ -81,8 +80,21 @@ export class MobileNetV2 {
     private readonly host: Map<string, { data: Float32Array; shape: number[] }>,
   ) {}
 
-  /** Read the model from the installed nsfwjs package (no network). */
-  static async load(): Promise<MobileNetV2> {
+  private static loading: Promise<MobileNetV2> | null = null;
+
+  /**
+   * Read the model from the installed nsfwjs package (no network). Read once per process:
+   * the host weights are immutable, so the CLI's up-front check and the trainer share them.
+   */
+  static load(): Promise<MobileNetV2> {
+    MobileNetV2.loading ??= MobileNetV2.read().catch((e: unknown) => {
+      MobileNetV2.loading = null; // a failed read is not remembered
+      throw e;
+    });
+    return MobileNetV2.loading;
+  }
+
+  private static async read(): Promise<MobileNetV2> {
     let model: { modelTopology: { model_config: { config: { layers: KerasLayer[] } } }; weightsManifest: { weights: WeightSpec[] }[] };
     let shard: string;
     try {

@@ -66,7 +66,6 @@ export class Trainer {
   totalSteps = 0;
   /** Renderer mode: the perceptual term (train-state metadata `perceptual`). */
   perceptual: PerceptualKind = 'mobilenet';
-  private perceptualNet: MobileNetV2 | null = null;
   private perceptualWeights: MobileNetWeights | null = null;
   /** Length of the final linear decay of the learning rate to 0 (warmup-stable-decay); 0 = constant. */
   cooldown = 0;
@@ -228,9 +227,9 @@ export class Trainer {
     if (!this.renderGrad) {
       let perceptual: Perceptual = { kind: 'gradients' };
       if (this.perceptual === 'mobilenet') {
-        this.perceptualNet = await MobileNetV2.load();
-        this.perceptualWeights = this.perceptualNet.weights(PERCEPTUAL_TAPS.at(-1));
-        perceptual = { kind: 'mobilenet', net: this.perceptualNet };
+        const net = await MobileNetV2.load();
+        this.perceptualWeights = net.weights(PERCEPTUAL_TAPS.at(-1));
+        perceptual = { kind: 'mobilenet', net };
       }
       this.renderGrad = jit(valueAndGrad((p: Trainable, b: RendererBatch) => rendererLoss(cfg, p as { ren: RendererParams }, b, perceptual), { hasAux: true })) as never;
     }
