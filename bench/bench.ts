@@ -8,7 +8,7 @@
 import { Command, Option } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { spawnSync as spawnSyncNow } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { DEVICE_CHOICES, setupDevice, type DeviceChoice } from '../src/engine/device.ts';
 import { trackMemory } from '../src/engine/memory.ts';
 import { ShapesSource } from '../src/data/source.ts';
@@ -31,7 +31,6 @@ const o = program.opts();
 // allocator reuses memory only within a size class, so one config's free buffers would count
 // against the next (measured: `small` after `tiny` ran out of the 4 GiB wasm address space).
 if (!o.child) {
-  const spawnSync = spawnSyncNow;
   const allRows: unknown[] = [];
   let meta: Record<string, unknown> = {};
   const list: string[] = o.configs.split(',');
@@ -47,8 +46,8 @@ if (!o.child) {
     const part = JSON.parse(line);
     if (o.torch) {
       for (const row of part.rows) {
-        Object.assign(row, torchStep(o.torch, row.config, row.batch, part.device));
-        if (row.torch) row.slowerThanTorch = row.trainStepMs / row.torch.stepMs;
+        row.torch = torchStep(o.torch, row.config, row.batch, part.device);
+        row.slowerThanTorch = row.trainStepMs / row.torch.stepMs;
       }
     }
     allRows.push(...part.rows);
@@ -82,18 +81,22 @@ type Row = {
   slowerThanTorch?: number;
 };
 
-/** Time the PyTorch mirror of the training step (bench/torch_step.py) for one config. */
-function torchStep(python: string, config: string, batch: number, device: string): Pick<Row, 'torch' | 'slowerThanTorch'> {
+/**
+ * Time the PyTorch mirror of the training step (bench/torch_step.py) for one config. A failure
+ * (no such Python, no torch, no CUDA) ends the bench with one line, before any JSON is written.
+ */
+function torchStep(python: string, config: string, batch: number, device: string): NonNullable<Row['torch']> {
   const args = ['bench/torch_step.py', '--config', `configs/${config}.json`, '--batch', String(batch)];
   args.push(...(device === 'webgpu' ? ['--device', 'cuda'] : ['--device', 'cpu', '--threads', '1']));
-  const r = spawnSyncNow(python, args, { encoding: 'utf8' });
-  const line = r.stdout.trim().split('\n').pop() ?? '';
-  if (r.status !== 0 || !line.startsWith('{')) {
-    console.error(`bench: PyTorch step for ${config} failed (exit ${r.status}): ${r.stderr.trim().split('\n').pop()}`);
-    return {};
+  const r = spawnSync(python, args, { encoding: 'utf8' });
+  const line = r.stdout?.trim().split('\n').pop() ?? '';
+  if (r.error || r.status !== 0 || !line.startsWith('{')) {
+    const why = r.error ? r.error.message : `exit ${r.status}: ${r.stderr.trim().split('\n').pop()}`;
+    console.error(`bench: --torch ${python}: the PyTorch step for ${config} failed (${why})`);
+    process.exit(1);
   }
   const t = JSON.parse(line);
-  return { torch: { device: t.device, threads: t.threads, version: t.torch, stepMs: t.msPerStep, imagesPerSecond: t.imagesPerSecond } };
+  return { device: t.device, threads: t.threads, version: t.torch, stepMs: t.msPerStep, imagesPerSecond: t.imagesPerSecond };
 }
 const rows: Row[] = [];
 
