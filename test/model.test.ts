@@ -195,11 +195,73 @@ test('encode and decode do not leave live device arrays behind', async () => {
   const mem = await trackMemory(activeDevice());
   const m = Selftok.create(cfg, 2);
   const x = await arr(randn(11, [B, S, S, 3]));
-  const once = async () => m.decode(await m.encode(x, B), B, { steps: 3, keep: 5 });
+  const once = async () => {
+    const ids = await m.encode(x, B);
+    await m.decode(ids, B, { steps: 3, keep: 5 });
+    await m.decode(ids, B, { steps: 2, guidance: 2 });
+  };
   await once(); // compile
   const live = mem.liveBuffers();
   await once();
   await once();
   assert.equal(mem.liveBuffers(), live);
   m.dispose();
+});
+
+test('classifier-free guidance: w = 0 is the unconditional decoder, and the step is linear in w', async () => {
+  const m = liveModel();
+  const ids = Int32Array.from({ length: B * cfg.K }, (_, i) => (i * 7) % cfg.quantizer.codebookSize);
+  // w = 0 keeps only the condition-dropped pass: the same images as decoding with no tokens
+  const w0 = await m.decode(ids, B, { steps: 3, seed: 4, guidance: 0 });
+  const none = await m.decode(ids, B, { steps: 3, seed: 4, keep: 0 });
+  assert.ok(maxAbsDiff(w0, none) < 1e-5, `w = 0 vs no tokens: ${maxAbsDiff(w0, none)}`);
+  const w1 = await m.decode(ids, B, { steps: 3, seed: 4 });
+  assert.ok(maxAbsDiff(w0, w1) > 1e-3, 'the tokens change the decoding');
+  // one step from t = 1 with x-prediction lands on x̂0 = x̂0_u + w·(x̂0_c − x̂0_u): linear in w
+  const [a, b, c] = await Promise.all([0, 1, 2.5].map((w) => m.decode(ids, B, { steps: 1, seed: 4, guidance: w })));
+  let checked = 0;
+  for (let i = 0; i < a.length; i++) {
+    if ([a[i], b[i], c[i]].some((v) => Math.abs(v) > 0.999)) continue; // clipped to [−1, 1]
+    assert.ok(Math.abs(c[i] - (a[i] + 2.5 * (b[i] - a[i]))) < 1e-4, `entry ${i}: ${c[i]} vs ${a[i] + 2.5 * (b[i] - a[i])}`);
+    checked++;
+  }
+  assert.ok(checked >= 50, `only ${checked} of ${a.length} entries unclipped`);
+  await assert.rejects(m.decode(ids, B, { steps: 1, guidance: -1 }), /--guidance must be a number ≥ 0/);
+  m.dispose();
+});
+
+test('config validation: sampler.guidance defaults to 1; bad values name the file', async () => {
+  const { validateConfig } = await import('../src/tokenizer/config.ts');
+  const raw = () => JSON.parse(JSON.stringify(microConfig())) as Record<string, any>;
+  const noGuidance = raw();
+  delete noGuidance.sampler.guidance;
+  assert.equal(validateConfig(noGuidance, 'c.json').sampler.guidance, 1);
+  const bad = raw();
+  bad.sampler.guidance = -0.5;
+  assert.throws(() => validateConfig(bad, 'c.json'), /c\.json: sampler\.guidance must be a number ≥ 0/);
+  const cool = raw();
+  cool.train.cooldownFraction = 2;
+  assert.throws(() => validateConfig(cool, 'c.json'), /c\.json: train\.cooldownFraction must be in \[0, 1\]/);
+});
+
+test('adoptRenderer copies another model\'s renderer and refuses other shapes', async () => {
+  const a = liveModel(); // every weight random, the renderer's output layer included
+  a.addRenderer(5);
+  const rng = new Rng(3);
+  a.params.ren = tree.map((p: np.Array) => {
+    const d = Float32Array.from({ length: p.size }, () => rng.normal() * 0.2);
+    p.dispose();
+    return np.array(d).reshape(p.shape);
+  }, a.params.ren!) as typeof a.params.ren;
+  const b = liveModel(); // same encoder and codebook as a, no renderer
+  b.adoptRenderer(a, 'a/');
+  const ids = Int32Array.from({ length: B * cfg.K }, (_, i) => (i * 5) % cfg.quantizer.codebookSize);
+  const ra = await a.render(ids, B);
+  assert.ok(maxAbsDiff(ra, new Float32Array(ra.length)) > 0.1, 'the renderer output is not trivial');
+  assert.equal(maxAbsDiff(ra, await b.render(ids, B)), 0);
+  const wide = Selftok.create(microConfig((c) => (c.decoder.width = 48)), 1);
+  assert.throws(() => wide.adoptRenderer(a, 'a/'), /a\/: renderer tensor \S+ has shape \[[\d,]+\], this model expects \[[\d,]+\]/);
+  assert.throws(() => wide.adoptRenderer(Selftok.create(cfg, 2), 'plain/'), /plain\/: has no renderer to start from/);
+  a.dispose();
+  b.dispose();
 });

@@ -55,6 +55,31 @@ test('resume after a checkpoint continues bit-identically', async () => {
   resumed.dispose();
 });
 
+test('resume under a new recipe: train and sampler sections change, the architecture may not', async () => {
+  const data = new ShapesSource(cfg.image.size);
+  const dir = tmp();
+  const first = Trainer.create(cfg, 5);
+  await first.trainStep(data);
+  await first.checkpoint(dir);
+  first.dispose();
+  const recipe = microConfig((c) => {
+    c.train.lossTMin = 1;
+    c.train.lr = 3e-4;
+    c.sampler.guidance = 2;
+  });
+  const t = Trainer.resume(dir, { recipe });
+  assert.equal(t.cfg.train.lossTMin, 1);
+  assert.equal(t.lr, 3e-4);
+  await t.trainStep(data);
+  await t.checkpoint(dir);
+  t.dispose();
+  const again = Trainer.resume(dir);
+  assert.equal(again.cfg.sampler.guidance, 2, 'the new recipe is saved with the run');
+  again.dispose();
+  const wider = microConfig((c) => (c.decoder.width = 48));
+  assert.throws(() => Trainer.resume(dir, { recipe: wider }), /--config may change only the train and sampler sections of a resumed run; 'decoder' differs/);
+});
+
 test('NaN in the loss stops training with the last good checkpoint intact', async () => {
   const dir = tmp();
   const good = new ShapesSource(cfg.image.size);

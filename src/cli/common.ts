@@ -50,6 +50,15 @@ export function parseFloatPos(name: string) {
   };
 }
 
+/** `--guidance W`: classifier-free guidance of the diffusion decoder (default: the model config's sampler.guidance). */
+export function guidanceOption(cmd: Command): Command {
+  return cmd.option('--guidance <w>', "classifier-free guidance scale of the diffusion decoder, ≥ 0; 1 = none (default: the model's sampler.guidance)", (v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new UserError(`--guidance must be a number ≥ 0, got '${v}'`);
+    return n;
+  });
+}
+
 /** The options every training command shares (steps, batch, lr, seed, resume, intervals). */
 export function trainingOptions(cmd: Command): Command {
   return cmd

@@ -4,7 +4,7 @@ import { encodePng } from '../io/image.ts';
 import { readTokens, type TokenOrder } from '../io/tokens.ts';
 import { UserError } from '../util/errors.ts';
 import { OutputSet } from '../util/fsx.ts';
-import { deviceOption, loadModel, modelOption, outputNames, parseInt10, progressBar, startDevice } from './common.ts';
+import { deviceOption, guidanceOption, loadModel, modelOption, outputNames, parseInt10, progressBar, startDevice } from './common.ts';
 import type { Selftok } from '../tokenizer/model.ts';
 
 /** Check that a token file belongs to this model; returns its ids in encoder order. */
@@ -32,7 +32,7 @@ export function decodeCommand(): Command {
     .option('--renderer', 'decode in one deterministic step with the renderer', false)
     .addOption(new Option('--order <order>', 'order of ids in a .npy file (JSON files say their own)').choices(['encoder', 'ar']).default('encoder'))
     .addHelpText('after', '\nExample:\n  selftok decode tokens.json -o out/ --steps 50 --seed 1\n');
-  return deviceOption(modelOption(cmd)).action(async (file: string, o) => {
+  return deviceOption(guidanceOption(modelOption(cmd))).action(async (file: string, o) => {
     await startDevice(o.device);
     const model = loadModel(o.model);
     const t = tokensFor(model, file, o.order);
@@ -43,7 +43,7 @@ export function decodeCommand(): Command {
       pix = await model.render(t.ids, t.B);
     } else {
       const bar = progressBar('decode', o.steps);
-      pix = await model.decode(t.ids, t.B, { steps: o.steps, seed: o.seed, keep: o.keep, onStep: (i) => bar.update(i) });
+      pix = await model.decode(t.ids, t.B, { steps: o.steps, seed: o.seed, keep: o.keep, guidance: o.guidance, onStep: (i) => bar.update(i) });
       bar.stop();
     }
     const n = size * size * 3;
@@ -51,6 +51,6 @@ export function decodeCommand(): Command {
     const names = outputNames(t.names, '.png');
     for (let b = 0; b < t.B; b++) out.add(join(o.output, names[b]), await encodePng(pix.subarray(b * n, (b + 1) * n), size, size));
     out.commit();
-    console.log(`decoded ${t.B} image(s) → ${o.output} (${o.renderer ? 'renderer, 1 step' : `${o.steps} steps, seed ${o.seed}`}${o.keep !== undefined ? `, first ${o.keep} tokens` : ''})`);
+    console.log(`decoded ${t.B} image(s) → ${o.output} (${o.renderer ? 'renderer, 1 step' : `${o.steps} steps, seed ${o.seed}, guidance ${o.guidance ?? model.cfg.sampler.guidance}`}${o.keep !== undefined ? `, first ${o.keep} tokens` : ''})`);
   });
 }

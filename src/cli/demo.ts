@@ -6,7 +6,7 @@ import { encodeAll } from '../eval/evaluate.ts';
 import { psnr, ssim, mean } from '../eval/metrics.ts';
 import { OutputSet } from '../util/fsx.ts';
 import { UserError } from '../util/errors.ts';
-import { deviceOption, loadModel, modelOption, PACKAGE_ROOT, parseInt10, progressBar, startDevice } from './common.ts';
+import { deviceOption, guidanceOption, loadModel, modelOption, PACKAGE_ROOT, parseInt10, progressBar, startDevice } from './common.ts';
 
 export const SAMPLES_DIR = join(PACKAGE_ROOT, 'assets', 'samples');
 
@@ -17,7 +17,7 @@ export function demoCommand(): Command {
     .option('--steps <n>', 'Euler steps of the diffusion decoder', parseInt10('--steps', 1), 50)
     .option('--images <dir>', 'folder of images to use instead of the bundled samples', SAMPLES_DIR)
     .addHelpText('after', '\nExample:\n  npm start            # = selftok demo\n');
-  return deviceOption(modelOption(cmd)).action(async (o) => {
+  return deviceOption(guidanceOption(modelOption(cmd))).action(async (o) => {
     const t0 = performance.now();
     await startDevice(o.device);
     const model = loadModel(o.model);
@@ -34,10 +34,12 @@ export function demoCommand(): Command {
     const bar = progressBar('decode', o.steps * keeps.length);
     const prog = new Map<number, Float32Array>();
     for (const [j, k] of keeps.entries()) {
-      prog.set(k, await model.decode(ids, B, { steps: o.steps, seed: 0, keep: k, onStep: (i) => bar.update(j * o.steps + i, `${k} tokens`) }));
+      prog.set(k, await model.decode(ids, B, { steps: o.steps, seed: 0, keep: k, guidance: o.guidance, onStep: (i) => bar.update(j * o.steps + i, `${k} tokens`) }));
     }
     bar.stop();
     const n = size * size * 3;
+    const w = o.guidance ?? model.cfg.sampler.guidance;
+    const how = `${o.steps}-step diffusion${w === 1 ? '' : `, guidance ${w}`}`;
     const diffusion = prog.get(K)!;
     const rendered = model.hasRenderer ? await model.render(ids, B) : null;
     const out = new OutputSet();
@@ -51,7 +53,7 @@ export function demoCommand(): Command {
       const s = ssim(pix[b], rec, size, size);
       ps.push(p);
       ss.push(s);
-      console.log(`${basename(files[b])}: ${K} tokens, ${(K * Math.log2(model.codebookSize)).toFixed(0)} bits, PSNR ${p.toFixed(2)} dB, SSIM ${s.toFixed(3)}${rendered ? ' (renderer)' : ` (${o.steps}-step diffusion)`}`);
+      console.log(`${basename(files[b])}: ${K} tokens, ${(K * Math.log2(model.codebookSize)).toFixed(0)} bits, PSNR ${p.toFixed(2)} dB, SSIM ${s.toFixed(3)}${rendered ? ' (renderer)' : ` (${how})`}`);
       const row = [pix[b], diffusion.subarray(b * n, (b + 1) * n)];
       if (rendered) row.push(rendered.subarray(b * n, (b + 1) * n));
       rows.push(row);
@@ -63,7 +65,7 @@ export function demoCommand(): Command {
     out.commit();
     console.log(
       `demo: ${B} photos, mean PSNR ${mean(ps).toFixed(2)} dB, SSIM ${mean(ss).toFixed(3)}; wrote ${o.output}/reconstructions.png ` +
-        `(original | ${o.steps}-step diffusion${rendered ? ' | renderer' : ''}) and ${o.output}/progressive.png (original | ${keeps.join(', ')} tokens) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+        `(original | ${how}${rendered ? ' | renderer' : ''}) and ${o.output}/progressive.png (original | ${keeps.join(', ')} tokens) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );
   });
 }

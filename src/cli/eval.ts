@@ -4,7 +4,7 @@ import { openSource } from '../data/source.ts';
 import { evaluate, reportMarkdown } from '../eval/evaluate.ts';
 import { UserError } from '../util/errors.ts';
 import { OutputSet } from '../util/fsx.ts';
-import { deviceOption, loadModel, modelOption, parseInt10, progressBar, startDevice } from './common.ts';
+import { deviceOption, guidanceOption, loadModel, modelOption, parseInt10, progressBar, startDevice } from './common.ts';
 
 export function evalCommand(): Command {
   const cmd = new Command('eval')
@@ -17,7 +17,7 @@ export function evalCommand(): Command {
     .option('--seed <n>', 'noise seed', parseInt10('--seed'), 0)
     .option('--renderer', 'also measure the one-step renderer (the model must have one)', false)
     .addHelpText('after', '\nExample:\n  selftok eval --model runs/tiny --data shapes --limit 64 --report runs/tiny/eval.md --json runs/tiny/eval.json\n');
-  return deviceOption(modelOption(cmd)).action(async (o) => {
+  return deviceOption(guidanceOption(modelOption(cmd))).action(async (o) => {
     if (!o.report.endsWith('.md')) throw new UserError(`--report ${o.report}: must be a .md file`);
     await startDevice(o.device);
     const model = loadModel(o.model);
@@ -28,6 +28,7 @@ export function evalCommand(): Command {
       limit: o.limit,
       steps: o.steps,
       seed: o.seed,
+      guidance: o.guidance ?? model.cfg.sampler.guidance,
       renderer: o.renderer || model.hasRenderer,
       onProgress: (d, t, what) => {
         bar.update(d, what);

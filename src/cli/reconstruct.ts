@@ -4,7 +4,7 @@ import { gridPng, loadImage } from '../io/image.ts';
 import { encodeAll } from '../eval/evaluate.ts';
 import { psnr, ssim } from '../eval/metrics.ts';
 import { OutputSet } from '../util/fsx.ts';
-import { deviceOption, loadModel, modelOption, outputNames, parseInt10, progressBar, startDevice } from './common.ts';
+import { deviceOption, guidanceOption, loadModel, modelOption, outputNames, parseInt10, progressBar, startDevice } from './common.ts';
 
 export function reconstructCommand(): Command {
   const cmd = new Command('reconstruct')
@@ -15,7 +15,7 @@ export function reconstructCommand(): Command {
     .option('--seed <n>', 'noise seed', parseInt10('--seed'), 0)
     .option('--renderer', 'decode with the one-step renderer', false)
     .addHelpText('after', '\nExample:\n  selftok reconstruct photo.jpg -o recon/\n');
-  return deviceOption(modelOption(cmd)).action(async (images: string[], o) => {
+  return deviceOption(guidanceOption(modelOption(cmd))).action(async (images: string[], o) => {
     await startDevice(o.device);
     const model = loadModel(o.model);
     const size = model.cfg.image.size;
@@ -25,7 +25,7 @@ export function reconstructCommand(): Command {
     if (o.renderer) rec = await model.render(ids, pix.length);
     else {
       const bar = progressBar('decode', o.steps);
-      rec = await model.decode(ids, pix.length, { steps: o.steps, seed: o.seed, onStep: (i) => bar.update(i) });
+      rec = await model.decode(ids, pix.length, { steps: o.steps, seed: o.seed, guidance: o.guidance, onStep: (i) => bar.update(i) });
       bar.stop();
     }
     const n = size * size * 3;

@@ -19,12 +19,18 @@ export function trainRendererCommand(): Command {
       .choices(['auto', ...PERCEPTUAL_KINDS])
       .default('auto'),
   );
+  cmd.option('--init-renderer <dir>', "start from this model's renderer (same config) instead of a copy of the decoder, e.g. after training the tokenizer further");
   return deviceOption(modelOption(trainingOptions(cmd))).action(async (o) => {
     const device = await startDevice(o.device);
     const perceptual: PerceptualKind = o.perceptual === 'auto' ? (device === 'webgpu' ? 'mobilenet' : 'gradients') : o.perceptual;
     const resumed = o.resume ? resumableConfig(o.out) : null;
     const model = resumed ? null : loadModel(o.model);
     const cfg = resumed ?? model!.cfg;
+    if (model && o.initRenderer) {
+      const from = loadModel(o.initRenderer);
+      model.adoptRenderer(from, o.initRenderer);
+      from.dispose();
+    }
     const data = await openSource(o.data, cfg.image.size, cfg.train.cropScale);
     // fail before anything is written when the feature network cannot be loaded
     if (!resumed && perceptual === 'mobilenet') await MobileNetV2.load();

@@ -4,23 +4,26 @@ import { loadConfig, bitsPerPixel } from '../tokenizer/config.ts';
 import { countParams, type Params } from '../nn/params.ts';
 import { runTraining } from '../train/run.ts';
 import { deviceOption, progressBar, startDevice, trainingOptions } from './common.ts';
-import { resumableConfig } from '../train/trainer.ts';
+import { adoptRecipe, resumableConfig } from '../train/trainer.ts';
 import { UserError } from '../util/errors.ts';
 
 export function trainCommand(): Command {
   const cmd = new Command('train')
     .description('train a Selftok tokenizer (encoder + VQ codebook + diffusion decoder)')
-    .option('--config <name|file>', 'named config (tiny, small, photo64) or a JSON file')
+    .option('--config <name|file>', 'named config (tiny, small, photo64) or a JSON file; with --resume, a new training recipe: only its train and sampler sections may differ from the run\'s')
     .addHelpText('after', '\nExample:\n  selftok train --config tiny --data shapes --out runs/tiny --steps 2000 --device wasm\n');
   return deviceOption(trainingOptions(cmd)).action(async (o) => {
     await startDevice(o.device);
     const resumed = o.resume ? resumableConfig(o.out) : null;
+    const recipe = resumed && o.config ? loadConfig(o.config) : undefined;
+    if (resumed && recipe) adoptRecipe(resumed, recipe, o.config); // checked before anything is written
     const cfg = resumed ?? (o.config ? loadConfig(o.config) : null);
     if (!cfg) throw new UserError('--config is required for a new training run');
     const data = await openSource(o.data, cfg.image.size, cfg.train.cropScale);
     let bar: ReturnType<typeof progressBar> | null = null;
     const r = await runTraining({
       cfg: resumed ? null : cfg,
+      recipe,
       data,
       dataSpec: o.data,
       out: o.out,

@@ -13,6 +13,8 @@ export type EvalOptions = {
   limit: number;
   steps: number;
   seed: number;
+  /** Classifier-free guidance scale of the diffusion decoder (1 = none). */
+  guidance: number;
   renderer: boolean;
   /** Images per compiled batch (padded, so one compilation serves every chunk). */
   chunk?: number;
@@ -31,6 +33,7 @@ export type EvalResult = {
   images: number;
   size: number;
   steps: number;
+  guidance: number;
   K: number;
   codebookSize: number;
   bitsPerPixel: number;
@@ -134,7 +137,7 @@ export async function evaluate(model: Selftok, data: DataSource, o: EvalOptions)
 
   const ids = await encodeAll(model, images, chunk);
   const used = new Set(ids).size;
-  const dec = (keep: number) => chunked(N, chunk, K, ids, (part, n) => model.decode(part, n, { steps: o.steps, seed: o.seed, keep }));
+  const dec = (keep: number) => chunked(N, chunk, K, ids, (part, n) => model.decode(part, n, { steps: o.steps, seed: o.seed, keep, guidance: o.guidance }));
 
   const tDec = performance.now();
   const full = await dec(K);
@@ -179,7 +182,7 @@ export async function evaluate(model: Selftok, data: DataSource, o: EvalOptions)
     swapIds.set(coarse, 2 * p * K);
     swapIds.set(fine, (2 * p + 1) * K);
   }
-  const swapped = await chunked(pairs * 2, chunk, K, swapIds, (part, n) => model.decode(part, n, { steps: o.steps, seed: o.seed }));
+  const swapped = await chunked(pairs * 2, chunk, K, swapIds, (part, n) => model.decode(part, n, { steps: o.steps, seed: o.seed, guidance: o.guidance }));
   tick('swap');
   const cs = { low: [] as number[], high: [] as number[] };
   const fs = { low: [] as number[], high: [] as number[] };
@@ -215,6 +218,7 @@ export async function evaluate(model: Selftok, data: DataSource, o: EvalOptions)
     images: N,
     size,
     steps: o.steps,
+    guidance: o.guidance,
     K,
     codebookSize: model.codebookSize,
     bitsPerPixel: model.bitsPerPixel,
@@ -240,7 +244,7 @@ const f3 = (x: number) => x.toFixed(3);
 export function reportMarkdown(r: EvalResult, dataName: string): string {
   const L: string[] = [];
   L.push(`# Selftok evaluation: ${r.model.name} on ${dataName}`, '');
-  L.push(`Model \`${r.model.fingerprint}\` (step ${r.model.step}); ${r.images} held-out images at ${r.size}×${r.size}; ${r.steps}-step Euler decoding.`, '');
+  L.push(`Model \`${r.model.fingerprint}\` (step ${r.model.step}); ${r.images} held-out images at ${r.size}×${r.size}; ${r.steps}-step Euler decoding${r.guidance === 1 ? '' : `, classifier-free guidance ${r.guidance}`}.`, '');
   L.push('| metric | value |', '| --- | --- |');
   L.push(`| PSNR (8-bit, dB) | ${f2(r.psnr)} |`);
   L.push(`| SSIM (${r.ssimWindow}) | ${f3(r.ssim)} |`);

@@ -45,7 +45,8 @@ export type SelftokConfig = {
     /** Random crops for folder/photo data: scale range of the crop side relative to the shorter side. */
     cropScale: [number, number];
   };
-  sampler: { steps: number };
+  /** Sampler defaults: Euler steps, and the classifier-free guidance scale (1 = none, as the reference). */
+  sampler: { steps: number; guidance: number };
 };
 
 export const CONFIG_DIR = join(PACKAGE_ROOT, 'configs');
@@ -95,6 +96,8 @@ export function validateConfig(raw: unknown, where: string): SelftokConfig {
   c.decoder.outChannels ??= 0;
   c.quantizer.continuousSteps ??= 0;
   c.train.cooldownFraction ??= 0;
+  c.sampler.guidance ??= 1;
+  if (!(Number.isFinite(c.sampler.guidance) && c.sampler.guidance >= 0)) fail('sampler.guidance must be a number ≥ 0');
   if (!(c.train.cooldownFraction >= 0 && c.train.cooldownFraction <= 1)) fail('train.cooldownFraction must be in [0, 1]');
   if (c.decoder.prediction !== 'velocity' && c.decoder.prediction !== 'x0') fail(`decoder.prediction must be 'velocity' or 'x0'`);
   if (c.schedule.type === 'diti') {

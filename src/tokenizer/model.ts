@@ -24,8 +24,17 @@ export type DecodeOptions = {
   seed?: number;
   /** Keep only the first `keep` encoder-order tokens (AND-ed with the per-step mask). */
   keep?: number;
+  /**
+   * Classifier-free guidance scale w (spec §7): v = v_uncond + w·(v_cond − v_uncond), the
+   * unconditional pass with every token dropped as in training's condition drop. 1 (the
+   * reference's setting, and the default) runs the conditional pass only.
+   */
+  guidance?: number;
   onStep?: (i: number, n: number) => void;
 };
+
+/** One compiled Euler step: (decoder, x, t, Δt, tokens, mask, guidance) → next x. */
+type EulerStep = (dec: DecoderParams, x: np.Array, t: np.Array, dt: np.Array, tokens: np.Array, mask: np.Array, w: np.Array) => np.Array;
 
 export class Selftok {
   readonly schedule: TokenSchedule;
@@ -67,6 +76,26 @@ export class Selftok {
   addRenderer(seed = 0): void {
     if (this.params.ren) return;
     this.params.ren = initRenderer(this.cfg, new Init(new Rng(seed)), this.params.dec);
+  }
+
+  /**
+   * Take a copy of another model's renderer (same shapes), e.g. to fine-tune the renderer of a
+   * tokenizer that was trained further instead of training a new one from the decoder.
+   */
+  adoptRenderer(other: Selftok, where: string): void {
+    if (!other.params.ren) throw new UserError(`${where}: has no renderer to start from`);
+    this.addRenderer(0);
+    const mine = this.params.ren as unknown as Params;
+    const theirs = flattenParams(other.params.ren as unknown as Params);
+    const copy = mapParams(mine, (name, leaf) => {
+      const t = theirs.get(name);
+      if (!t || t.shape.join('x') !== leaf.shape.join('x')) {
+        throw new UserError(`${where}: renderer tensor ${name} has shape [${t?.shape ?? 'none'}], this model expects [${leaf.shape}]`);
+      }
+      return t.ref;
+    });
+    tree.dispose(mine);
+    this.params.ren = copy as unknown as RendererParams;
   }
 
   // ---------------------------------------------------------------- files -----------
@@ -215,32 +244,20 @@ export class Selftok {
   async decode(ids: Int32Array, B: number, opts: DecodeOptions = {}): Promise<Float32Array> {
     const steps = opts.steps ?? this.cfg.sampler.steps;
     const keep = opts.keep ?? this.K;
+    const w = opts.guidance ?? this.cfg.sampler.guidance;
+    if (!(Number.isFinite(w) && w >= 0)) throw new UserError(`--guidance must be a number ≥ 0, got ${opts.guidance}`);
     if (!Number.isInteger(steps) || steps < 1) throw new UserError(`--steps must be a positive integer, got ${steps}`);
     if (!Number.isInteger(keep) || keep < 0 || keep > this.K) throw new UserError(`--keep must be an integer in 0..${this.K}, got ${keep}`);
     this.checkIds(ids, B, 'tokens');
     const { size, channels } = this.cfg.image;
     const h = this.embedIds(ids, B);
-    const stepFn = this.cached('euler', () =>
-      jit((dec: DecoderParams, x: np.Array, t: np.Array, dt: np.Array, tokens: np.Array, mask: np.Array) => {
-        const out = decoderNet(dec, this.cfg, {
-          imageTokens: embedNoisy(dec, this.cfg, x.ref),
-          t: t.ref,
-          tokens,
-          mask,
-          drop: null,
-          contextSeesImage: true,
-        });
-        const v = toVelocity(out, x.ref, t, this.cfg.decoder.prediction, SAMPLER_T_MIN);
-        tree.dispose(dec);
-        return x.sub(v.mul(dt));
-      }),
-    );
+    const stepFn = w === 1 ? this.eulerStep() : this.guidedEulerStep();
     let x = random.normal(random.key(opts.seed ?? 0), [B, size, size, channels]);
     const grid = eulerGrid(steps);
     for (let i = 0; i < grid.length; i++) {
       const s = grid[i];
       const mask = np.array(stepMask(this.schedule, B, s.tau, keep)).reshape([B, this.K]);
-      x = stepFn(tree.ref(this.params.dec), x, np.full([B], s.t), np.array(s.dt), h.ref, mask);
+      x = stepFn(tree.ref(this.params.dec), x, np.full([B], s.t), np.array(s.dt), h.ref, mask, np.array(w));
       // jax-js is lazy: without a flush per step, all steps queue up with their
       // intermediates alive (measured: 700 MB of wasm heap for 10 steps at B = 32)
       await x.blockUntilReady();
@@ -249,6 +266,51 @@ export class Selftok {
     h.dispose();
     const out = np.clip(this.fromData(x), -1, 1);
     return Float32Array.from((await out.data()) as Float32Array);
+  }
+
+  /** The decoder's velocity at (x, t) given tokens and mask (B×K), as the sampler uses it. */
+  private velocity(dec: DecoderParams, x: np.Array, t: np.Array, tokens: np.Array, mask: np.Array, drop: np.Array | null): np.Array {
+    const out = decoderNet(dec, this.cfg, { imageTokens: embedNoisy(dec, this.cfg, x.ref), t: t.ref, tokens, mask, drop, contextSeesImage: true });
+    return toVelocity(out, x, t, this.cfg.decoder.prediction, SAMPLER_T_MIN);
+  }
+
+  /** x ← x − Δt·v̂ (spec §7); w is unused (guidance 1). */
+  private eulerStep(): OwnedFunction<EulerStep> {
+    return this.cached('euler', () =>
+      jit((dec: DecoderParams, x: np.Array, t: np.Array, dt: np.Array, tokens: np.Array, mask: np.Array, w: np.Array) => {
+        w.dispose();
+        const v = this.velocity(dec, x.ref, t, tokens, mask, null);
+        tree.dispose(dec);
+        return x.sub(v.mul(dt));
+      }),
+    );
+  }
+
+  /**
+   * The Euler step with guidance: one network pass over the batch twice, the second copy
+   * with the condition dropped (zeroed context, cleared mask: the branch training's 10%
+   * drop teaches), then v = v_u + w·(v_c − v_u).
+   */
+  private guidedEulerStep(): OwnedFunction<EulerStep> {
+    return this.cached('euler-guided', () =>
+      jit((dec: DecoderParams, x: np.Array, t: np.Array, dt: np.Array, tokens: np.Array, mask: np.Array, w: np.Array) => {
+        const B = x.shape[0];
+        const drop = np.concatenate([np.zeros([B]), np.ones([B])], 0);
+        const v2 = this.velocity(
+          dec,
+          np.concatenate([x.ref, x.ref], 0),
+          np.concatenate([t.ref, t], 0),
+          np.concatenate([tokens.ref, tokens], 0),
+          np.concatenate([mask.ref, mask], 0),
+          drop,
+        );
+        const vc = v2.ref.slice([0, B]);
+        const vu = v2.slice([B, 2 * B]);
+        const v = vu.ref.add(vc.sub(vu).mul(w));
+        tree.dispose(dec);
+        return x.sub(v.mul(dt));
+      }),
+    );
   }
 
   /** One-step renderer decoding (spec §8): deterministic, all tokens visible, predicts x̂0. */

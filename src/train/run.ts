@@ -11,6 +11,8 @@ import { STATE_FILE, Trainer, type StepLog } from './trainer.ts';
 
 export type TrainRunOptions = {
   cfg: SelftokConfig | null;
+  /** With `resume`: continue under this config's train and sampler sections (the rest must match). */
+  recipe?: SelftokConfig;
   /** Builds the trainer of a new run (default: a tokenizer from `cfg`). */
   makeTrainer?: () => Trainer;
   data: DataSource;
@@ -35,7 +37,7 @@ export async function runTraining(o: TrainRunOptions): Promise<{ trainer: Traine
   const statePath = join(o.out, STATE_FILE);
   let trainer: Trainer;
   if (o.resume && existsSync(statePath)) {
-    trainer = Trainer.resume(o.out, { batch: o.batch, lr: o.lr });
+    trainer = Trainer.resume(o.out, { batch: o.batch, lr: o.lr, recipe: o.recipe });
   } else {
     if (!o.resume && existsSync(statePath)) {
       throw new UserError(`${o.out}: already holds a training run (${STATE_FILE}); use --resume to continue it or choose another --out`);

@@ -36,6 +36,21 @@ export function resumableConfig(dir: string): SelftokConfig | null {
   return validateConfig(raw, path);
 }
 
+/**
+ * Continue a run under a new training recipe: `train` and `sampler` come from `recipe`; every
+ * other section (the architecture, the quantizer, the schedule) must be unchanged.
+ */
+export function adoptRecipe(cfg: SelftokConfig, recipe: SelftokConfig, where: string): void {
+  for (const key of Object.keys({ ...cfg, ...recipe }) as (keyof SelftokConfig)[]) {
+    if (key === 'train' || key === 'sampler' || key === 'name') continue;
+    if (JSON.stringify(cfg[key]) !== JSON.stringify(recipe[key])) {
+      throw new UserError(`${where}: --config may change only the train and sampler sections of a resumed run; '${key}' differs`);
+    }
+  }
+  cfg.train = structuredClone(recipe.train);
+  cfg.sampler = structuredClone(recipe.sampler);
+}
+
 export type StepLog = {
   step: number;
   loss: number;
@@ -124,7 +139,7 @@ export class Trainer {
   }
 
   /** Resume from DIR/train-state.safetensors. */
-  static resume(dir: string, overrides: { batch?: number; lr?: number } = {}): Trainer {
+  static resume(dir: string, overrides: { batch?: number; lr?: number; recipe?: SelftokConfig } = {}): Trainer {
     const path = join(dir, STATE_FILE);
     if (!existsSync(path)) throw new UserError(`${dir}: nothing to resume (no ${STATE_FILE})`);
     const file = readSafetensors(path);
@@ -136,6 +151,7 @@ export class Trainer {
       throw new UserError(`${path}: no config in the checkpoint metadata`);
     }
     const cfg = validateConfig(cfgRaw, path);
+    if (overrides.recipe) adoptRecipe(cfg, overrides.recipe, path);
     const model = Selftok.create(cfg, 0);
     const mode = (md.mode ?? 'tokenizer') as TrainMode;
     if (mode === 'renderer' || file.tensors.has('param.ren.canvas')) model.addRenderer(0);
@@ -173,7 +189,7 @@ export class Trainer {
     const adam: AdamState = { m: load('adam.m.'), v: load('adam.v.'), step: Number(md.adamStep) };
     const rng = new Rng(0);
     rng.state = Number(md.rngState) >>> 0;
-    const t = new Trainer(model, rng, overrides.batch ?? Number(md.batch), overrides.lr ?? Number(md.lr), adam, mode);
+    const t = new Trainer(model, rng, overrides.batch ?? overrides.recipe?.train.batch ?? Number(md.batch), overrides.lr ?? overrides.recipe?.train.lr ?? Number(md.lr), adam, mode);
     t.totalSteps = Number(md.totalSteps ?? 0);
     t.trainedOnStep = Number(md.tokenizerStep ?? 0);
     if (mode === 'renderer') t.perceptual = (md.perceptual ?? 'gradients') as PerceptualKind;
