@@ -122,7 +122,7 @@ for (const [i, name] of names.entries()) {
   const images = await data.trainBatch(t.rng, evalB);
   const encMs = await timeIt(() => m.encode(images, evalB), 3);
   const ids = await m.encode(images, evalB);
-  const decMs = await timeIt(() => m.decode(ids, evalB, { steps: 50 }), 1);
+  const decMs = await timeIt(() => m.decode(ids, evalB, { steps: 50, guidance: 1 }), 1);
   m.addRenderer(0);
   const renMs = await timeIt(() => m.render(ids, evalB), 3);
   rows.push({
@@ -145,7 +145,7 @@ const result = {
   machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`,
   node: process.version,
   date: new Date().toISOString(),
-  note: 'decode and renderer throughput at batch min(B, 16); renderer measured on an untrained renderer (speed only)',
+  note: 'decode and renderer throughput at batch min(B, 16); decode without guidance (a guidance scale other than 1 runs the decoder twice per step); renderer measured on an untrained renderer (speed only)',
   rows,
 };
 console.log(JSON.stringify(result));
