@@ -51,6 +51,6 @@ export function decodeCommand(): Command {
     const names = outputNames(t.names, '.png');
     for (let b = 0; b < t.B; b++) out.add(join(o.output, names[b]), await encodePng(pix.subarray(b * n, (b + 1) * n), size, size));
     out.commit();
-    console.log(`decoded ${t.B} image(s) → ${o.output} (${o.renderer ? 'renderer, 1 step' : `${o.steps} steps, seed ${o.seed}, guidance ${o.guidance ?? model.cfg.sampler.guidance}`}${o.keep !== undefined ? `, first ${o.keep} tokens` : ''})`);
+    console.log(`decoded ${t.B} image(s) → ${o.output} (${o.renderer ? 'renderer, 1 step' : `${o.steps} steps, seed ${o.seed}, guidance ${model.guidance(o.guidance)}`}${o.keep !== undefined ? `, first ${o.keep} tokens` : ''})`);
   });
 }

@@ -38,7 +38,7 @@ export function demoCommand(): Command {
     }
     bar.stop();
     const n = size * size * 3;
-    const w = o.guidance ?? model.cfg.sampler.guidance;
+    const w = model.guidance(o.guidance);
     const how = `${o.steps}-step diffusion${w === 1 ? '' : `, guidance ${w}`}`;
     const diffusion = prog.get(K)!;
     const rendered = model.hasRenderer ? await model.render(ids, B) : null;

@@ -28,7 +28,7 @@ export function evalCommand(): Command {
       limit: o.limit,
       steps: o.steps,
       seed: o.seed,
-      guidance: o.guidance ?? model.cfg.sampler.guidance,
+      guidance: model.guidance(o.guidance),
       renderer: o.renderer || model.hasRenderer,
       onProgress: (d, t, what) => {
         bar.update(d, what);

@@ -16,7 +16,8 @@ export function trainCommand(): Command {
     await startDevice(o.device);
     const resumed = o.resume ? resumableConfig(o.out) : null;
     const recipe = resumed && o.config ? loadConfig(o.config) : undefined;
-    if (resumed && recipe) adoptRecipe(resumed, recipe, o.config); // checked before anything is written
+    // refused before anything is written; the data source below then uses the recipe's crops
+    if (resumed && recipe) adoptRecipe(resumed, recipe, o.config);
     const cfg = resumed ?? (o.config ? loadConfig(o.config) : null);
     if (!cfg) throw new UserError('--config is required for a new training run');
     const data = await openSource(o.data, cfg.image.size, cfg.train.cropScale);

@@ -61,6 +61,13 @@ export class Selftok {
   get bitsPerPixel(): number {
     return bitsPerPixel(this.cfg);
   }
+  /** The guidance scale a decode uses: `w` when given, else the config's sampler.guidance; checked. */
+  guidance(w?: number): number {
+    const g = w ?? this.cfg.sampler.guidance;
+    if (!(Number.isFinite(g) && g >= 0)) throw new UserError(`--guidance must be a number ≥ 0, got ${g}`);
+    return g;
+  }
+
   get hasRenderer(): boolean {
     return !!this.params.ren;
   }
@@ -244,8 +251,7 @@ export class Selftok {
   async decode(ids: Int32Array, B: number, opts: DecodeOptions = {}): Promise<Float32Array> {
     const steps = opts.steps ?? this.cfg.sampler.steps;
     const keep = opts.keep ?? this.K;
-    const w = opts.guidance ?? this.cfg.sampler.guidance;
-    if (!(Number.isFinite(w) && w >= 0)) throw new UserError(`--guidance must be a number ≥ 0, got ${opts.guidance}`);
+    const w = this.guidance(opts.guidance);
     if (!Number.isInteger(steps) || steps < 1) throw new UserError(`--steps must be a positive integer, got ${steps}`);
     if (!Number.isInteger(keep) || keep < 0 || keep > this.K) throw new UserError(`--keep must be an integer in 0..${this.K}, got ${keep}`);
     this.checkIds(ids, B, 'tokens');
