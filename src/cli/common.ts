@@ -42,21 +42,21 @@ export function parseInt10(name: string, min = 0) {
   };
 }
 
-export function parseFloatPos(name: string) {
+/**
+ * A float option parser: `> 0` by default (learning rates), `≥ 0` with `zeroOk` (guidance,
+ * where 0 is meaningful: decode with no condition).
+ */
+export function parseFloatPos(name: string, zeroOk = false) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new UserError(`${name} must be a positive number, got '${v}'`);
+    if (!Number.isFinite(n) || n < 0 || (n === 0 && !zeroOk)) throw new UserError(`${name} must be ${zeroOk ? 'a number ≥ 0' : 'a positive number'}, got '${v}'`);
     return n;
   };
 }
 
 /** `--guidance W`: classifier-free guidance of the diffusion decoder (default: the model config's sampler.guidance). */
 export function guidanceOption(cmd: Command): Command {
-  return cmd.option('--guidance <w>', "classifier-free guidance scale of the diffusion decoder, ≥ 0; 1 = none (default: the model's sampler.guidance)", (v: string) => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < 0) throw new UserError(`--guidance must be a number ≥ 0, got '${v}'`);
-    return n;
-  });
+  return cmd.option('--guidance <w>', "classifier-free guidance scale of the diffusion decoder, ≥ 0; 1 = none (default: the model's sampler.guidance)", parseFloatPos('--guidance', true));
 }
 
 /** The options every training command shares (steps, batch, lr, seed, resume, intervals). */
