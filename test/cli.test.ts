@@ -127,7 +127,7 @@ test('bad checkpoints: missing, truncated, shape-mismatched', () => {
   assert.ok(!existsSync(join(dir, 'x.json')));
 });
 
-test('unknown config or data source, --steps 0, a bad --guidance, an existing run without --resume', () => {
+test('unknown config or data source, --steps 0, a bad --guidance, --resume with --init-renderer, an existing run without --resume', () => {
   expectError(run('train', '--config', 'nope', '--data', 'shapes', '--out', 'r1'), /--config nope: no such named config/);
   expectError(run('train', '--config', 'tiny', '--data', 'nowhere', '--out', 'r2'), /--data nowhere: not a built-in source/);
   expectError(run('train', '--config', 'tiny', '--data', 'shapes', '--out', 'r3', '--steps', '0'), /--steps must be an integer ≥ 1, got '0'/);
@@ -137,7 +137,8 @@ test('unknown config or data source, --steps 0, a bad --guidance, an existing ru
   expectError(run('decode', 'tok.json', '--model', model, '-o', 'o8', '--guidance', '-1'), /--guidance must be a number ≥ 0, got '-1'/);
   expectError(run('eval', '--model', model, '--data', 'shapes', '--report', 'e2.md', '--guidance', 'x'), /--guidance must be a number ≥ 0, got 'x'/);
   expectError(run('eval', '--model', model, '--data', 'nowhere', '--report', 'e.md'), /--data nowhere/);
-  for (const o of ['r1', 'r2', 'r3', 'o5', 'o6', 'o7', 'o8', 'e.md', 'e2.md']) assert.ok(!existsSync(join(dir, o)), `${o} must not exist`);
+  expectError(run('train-renderer', '--model', model, '--data', 'shapes', '--out', 'r4', '--resume', '--init-renderer', other), /--init-renderer \S+: cannot start a resumed run \(r4\) from another renderer/);
+  for (const o of ['r1', 'r2', 'r3', 'r4', 'o5', 'o6', 'o7', 'o8', 'e.md', 'e2.md']) assert.ok(!existsSync(join(dir, o)), `${o} must not exist`);
   // a model directory that holds a training run is not overwritten by a new one
   mkdirSync(join(dir, 'run'));
   copyFileSync(join(model, 'model.safetensors'), join(dir, 'run', 'train-state.safetensors'));

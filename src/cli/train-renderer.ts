@@ -5,6 +5,7 @@ import { openSource } from '../data/source.ts';
 import { runTraining } from '../train/run.ts';
 import { resumableConfig, Trainer } from '../train/trainer.ts';
 import { countParams, type Params } from '../nn/params.ts';
+import { UserError } from '../util/errors.ts';
 import { deviceOption, loadModel, modelOption, progressBar, startDevice, trainingOptions } from './common.ts';
 
 export function trainRendererCommand(): Command {
@@ -21,6 +22,8 @@ export function trainRendererCommand(): Command {
   );
   cmd.option('--init-renderer <dir>', "start from this model's renderer (same config) instead of a copy of the decoder, e.g. after training the tokenizer further");
   return deviceOption(modelOption(trainingOptions(cmd))).action(async (o) => {
+    // a resumed run already holds its renderer weights; starting it over from another model's would lose them
+    if (o.resume && o.initRenderer) throw new UserError(`--init-renderer ${o.initRenderer}: cannot start a resumed run (${o.out}) from another renderer; drop --resume or --init-renderer`);
     const device = await startDevice(o.device);
     const perceptual: PerceptualKind = o.perceptual === 'auto' ? (device === 'webgpu' ? 'mobilenet' : 'gradients') : o.perceptual;
     const resumed = o.resume ? resumableConfig(o.out) : null;
