@@ -2,7 +2,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { numpy as np, tree } from '@jax-js/jax';
+import { numpy as np, random, tree, valueAndGrad } from '@jax-js/jax';
 import { wasm, microConfig, tmp } from './helpers.ts';
 import { trackMemory } from '../src/engine/memory.ts';
 import { activeDevice } from '../src/engine/device.ts';
@@ -11,6 +11,11 @@ import { Trainer, STATE_FILE } from '../src/train/trainer.ts';
 import { readSafetensors } from '../src/io/safetensors.ts';
 import { NonFiniteLossError } from '../src/util/errors.ts';
 import { flattenParams, type Params } from '../src/nn/params.ts';
+import { Selftok } from '../src/tokenizer/model.ts';
+import { tokenGradScale } from '../src/tokenizer/flow.ts';
+import { selftokLoss } from '../src/train/loss.ts';
+import { renderShapes } from '../src/data/shapes.ts';
+import { Rng } from '../src/util/rng.ts';
 
 before(wasm);
 const cfg = microConfig();
@@ -113,4 +118,59 @@ test('learning rate: linear warm-up, constant, then a linear cooldown to 0 over 
   t.cooldown = 0;
   assert.equal(at(99), t.lr);
   t.dispose();
+});
+
+test('encoder loss weighting: the per-sample token gradient scale averages 1 and reaches the encoder only', async () => {
+  // equal tMin: no re-weighting
+  assert.deepEqual(Array.from(tokenGradScale(Float32Array.of(0.05, 0.5, 1), 0.3, 0.3)), [1, 1, 1]);
+  // decoder x̂0 loss (tMin 1), encoder velocity-like (tMin 0.3): w = 1/max(t, 0.3)², mean over t = 2/0.3 − 1
+  const s = tokenGradScale(Float32Array.of(0.1, 0.3, 0.6, 1), 1, 0.3);
+  const z = 2 / 0.3 - 1;
+  const want = [1 / 0.09 / z, 1 / 0.09 / z, 1 / 0.36 / z, 1 / z];
+  for (let i = 0; i < 4; i++) assert.ok(Math.abs(s[i] - want[i]) < 1e-3, `t-scale ${i}: ${s[i]} vs ${want[i]}`);
+  const grid = Float32Array.from({ length: 1000 }, (_, i) => (i + 0.5) / 1000);
+  assert.ok(Math.abs(tokenGradScale(grid, 1, 0.3).reduce((a, v) => a + v, 0) / 1000 - 1) < 1e-3);
+
+  // scaling every sample by 2 doubles the encoder's flow gradient and leaves the decoder's alone
+  const c = microConfig((c) => (c.quantizer.commitWeight = 0));
+  const m = Selftok.create(c, 3);
+  // randomise the zero-initialised gates, or the tokens would not reach the output yet
+  const rng = new Rng(11);
+  m.params = tree.map((p: np.Array) => {
+    const d = Float32Array.from({ length: p.size }, () => rng.normal() * 0.1);
+    p.dispose();
+    return np.array(d).reshape(p.shape);
+  }, m.params) as typeof m.params;
+  const S = c.image.size;
+  const pix = new Float32Array(2 * S * S * 3);
+  pix.set(renderShapes(1, S), 0);
+  pix.set(renderShapes(2, S), S * S * 3);
+  const grads = async (w: number) => {
+    const [, g] = valueAndGrad((p: { enc: Params; dec: Params }) => selftokLoss(c, p as never, {
+      x0: np.array(pix).reshape([2, S, S, 3]),
+      t: np.array([0.3, 0.9]),
+      mask: np.array(m.schedule.mask([300, 900])).reshape([2, c.K]),
+      drop: np.zeros([2]),
+      key: random.key(3),
+      codebook: m.codebookArray(),
+      gradWeight: np.ones([c.K]),
+      sampleGradWeight: np.array([w, w]),
+      divWeight: np.array(0),
+      quantizeOn: np.array(1),
+    }), { hasAux: true })(tree.ref({ enc: m.params.enc, dec: m.params.dec }) as never);
+    const out = new Map<string, Float32Array>();
+    for (const [name, a] of flattenParams(g as unknown as Params)) out.set(name, Float32Array.from((await a.data()) as Float32Array));
+    return out;
+  };
+  const one = await grads(1);
+  const two = await grads(2);
+  let encNorm = 0;
+  for (const [name, g1] of one) {
+    const g2 = two.get(name)!;
+    const ratio = name.startsWith('dec.') ? 1 : 2;
+    for (let i = 0; i < g1.length; i++) assert.ok(Math.abs(g2[i] - ratio * g1[i]) <= 1e-5 + 1e-4 * Math.abs(g1[i]), `${name}[${i}]: ${g2[i]} vs ${ratio}×${g1[i]}`);
+    if (!name.startsWith('dec.')) encNorm += g1.reduce((a, v) => a + v * v, 0);
+  }
+  assert.ok(encNorm > 0, 'the encoder gets a flow gradient');
+  m.dispose();
 });

@@ -1,6 +1,6 @@
 // Layers as functions of (params, activations). Parameters are borrowed with
 // `.ref`; activations are consumed (jax-js ownership).
-import { numpy as np, nn } from '@jax-js/jax';
+import { lax, numpy as np, nn } from '@jax-js/jax';
 import { Init, type Params } from './params.ts';
 
 export type Linear = { w: np.Array; b?: np.Array };
@@ -32,6 +32,12 @@ export function layerNormAffine(p: LayerNormP, x: np.Array, eps = 1e-6): np.Arra
 }
 
 /** modulate(h, shift, scale) = h ⊙ (1 + scale) + shift (spec §0). */
+/** Forward identity, gradient × w (w broadcasts against x): y = w·x + sg(x − w·x). */
+export function scaleGradient(x: np.Array, w: np.Array): np.Array {
+  const wx = x.ref.mul(w);
+  return wx.ref.add(lax.stopGradient(x.sub(wx)));
+}
+
 export function modulate(h: np.Array, shift: np.Array, scale: np.Array): np.Array {
   return h.mul(scale.add(1)).add(shift);
 }

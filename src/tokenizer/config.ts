@@ -42,6 +42,8 @@ export type SelftokConfig = {
     tokenGradScaleMax: number;
     /** x-prediction only: t is clipped at this value in the velocity loss (flow.ts, flowLoss). */
     lossTMin: number;
+    /** The loss weighting the encoder learns under (default lossTMin): the tokens' gradient is scaled per sample (flow.ts, tokenGradScale). */
+    encoderLossTMin?: number;
     /** Random crops for folder/photo data: scale range of the crop side relative to the shorter side. */
     cropScale: [number, number];
   };
@@ -93,6 +95,9 @@ export function validateConfig(raw: unknown, where: string): SelftokConfig {
   if (c.decoder.width % c.decoder.heads) fail('decoder.width must be divisible by decoder.heads');
   c.decoder.prediction ??= 'velocity';
   c.train.lossTMin ??= 0.05;
+  c.train.encoderLossTMin ??= c.train.lossTMin;
+  for (const k of ['lossTMin', 'encoderLossTMin'] as const) if (!(c.train[k]! > 0 && c.train[k]! <= 1)) fail(`train.${k} must be in (0, 1]`);
+  if (c.decoder.prediction === 'velocity' && c.train.encoderLossTMin !== c.train.lossTMin) fail('train.encoderLossTMin needs decoder.prediction x0 (the velocity loss has no tMin)');
   c.decoder.outChannels ??= 0;
   c.quantizer.continuousSteps ??= 0;
   c.train.cooldownFraction ??= 0;

@@ -59,6 +59,31 @@ export function flowLoss(out: np.Array, x0: np.Array, eps: np.Array, xt: np.Arra
   return np.square(out.sub(x0).div(w)).mean();
 }
 
+/** Weight of the x̂0 error at time t in the clipped velocity loss: 1/max(t, tMin)². */
+function x0ErrorWeight(t: number, tMin: number): number {
+  return 1 / Math.max(t, tMin) ** 2;
+}
+
+/**
+ * Per-sample backward-only scale for the token embeddings (B), so that the encoder learns
+ * under the loss weighting of `encoderLossTMin` while the decoder trains under `lossTMin`:
+ * s(t) = w(t; encoderLossTMin) / w(t; lossTMin) / Z, w(t; m) = 1/max(t, m)², Z the mean of
+ * that ratio over uniform t (so s averages 1 and the commitment term keeps its weight).
+ * Why: which tokens carry the global layout is decided by the encoder, and the velocity-like
+ * weighting (small tMin, the reference's loss) makes the always-visible low-index tokens hold
+ * the detail that nearly clean steps need (spec §2.4); the decoder reconstructs best under the
+ * plain x̂0 loss (tMin = 1). The tokens' gradient comes only through the decoder, so scaling it
+ * per sample gives the encoder the first weighting and leaves the decoder the second.
+ */
+export function tokenGradScale(t: Float32Array, lossTMin: number, encoderLossTMin: number): Float32Array {
+  const ratio = (x: number) => x0ErrorWeight(x, encoderLossTMin) / x0ErrorWeight(x, lossTMin);
+  const n = 4096;
+  let z = 0;
+  for (let i = 0; i < n; i++) z += ratio((i + 0.5) / n);
+  z /= n;
+  return t.map((x) => ratio(x) / z);
+}
+
 /** One step of the sampler grid: t_i, the step size to t_{i+1}, and τ_i for the token mask. */
 export type SamplerStep = { t: number; dt: number; tau: number };
 

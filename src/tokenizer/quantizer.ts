@@ -5,6 +5,7 @@
 // the host over the small B·K×d batch of normalised vectors, as the reference does
 // inside its forward pass.
 import { numpy as np, nn, lax } from '@jax-js/jax';
+import { scaleGradient } from '../nn/layers.ts';
 import { Rng } from '../util/rng.ts';
 
 export type QuantizerConfig = {
@@ -75,12 +76,7 @@ export function quantize(
   const codes = np.take(cb, ids.ref.reshape([B * K]), 0).reshape([B, K, d]);
   const delta = quantizeOn ? codes.ref.sub(z.ref).mul(quantizeOn.ref) : codes.ref.sub(z.ref);
   let zq = z.ref.add(lax.stopGradient(delta));
-  if (gradWeight) {
-    // y = w·x + sg(x − w·x): value x, gradient ×w
-    const w = gradWeight.reshape([1, K, 1]);
-    const wx = zq.ref.mul(w);
-    zq = wx.ref.add(lax.stopGradient(zq.sub(wx)));
-  }
+  if (gradWeight) zq = scaleGradient(zq, gradWeight.reshape([1, K, 1]));
   let commit = np.square(lax.stopGradient(codes).sub(z.ref)).mean();
   if (quantizeOn) commit = commit.mul(quantizeOn);
   let entropy: np.Array;

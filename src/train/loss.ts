@@ -6,6 +6,7 @@ import { lax, numpy as np, random, tree } from '@jax-js/jax';
 import type { SelftokConfig } from '../tokenizer/config.ts';
 import { decoderNet, embedNoisy } from '../tokenizer/decoder.ts';
 import { encodeFeatures, postNorm } from '../tokenizer/encoder.ts';
+import { scaleGradient } from '../nn/layers.ts';
 import { flowLoss, noisy } from '../tokenizer/flow.ts';
 import type { ModelParams } from '../tokenizer/model.ts';
 import { quantize } from '../tokenizer/quantizer.ts';
@@ -22,6 +23,8 @@ export type TrainBatch = {
   codebook: np.Array;
   /** Per-token gradient scale (K). */
   gradWeight: np.Array;
+  /** Per-sample gradient scale of the token embeddings (B): the encoder's loss weighting (flow.ts, tokenGradScale). */
+  sampleGradWeight: np.Array;
   /** w_div · gate (scalar). */
   divWeight: np.Array;
   /** 1 = quantize, 0 = continuous warm-up (scalar). */
@@ -32,7 +35,7 @@ export type LossAux = { fm: np.Array; commit: np.Array; entropy: np.Array; z: np
 
 export function selftokLoss(cfg: SelftokConfig, params: { enc: ModelParams['enc']; dec: ModelParams['dec'] }, b: TrainBatch): [np.Array, LossAux] {
   const q = quantize(encodeFeatures(params.enc, cfg, b.x0.ref), b.codebook, cfg.quantizer, b.gradWeight, true, b.quantizeOn);
-  const h = postNorm(params.enc, q.zq);
+  const h = scaleGradient(postNorm(params.enc, q.zq), b.sampleGradWeight.reshape([-1, 1, 1]));
   const eps = random.normal(b.key, b.x0.shape);
   const xt = noisy(b.x0.ref, eps.ref, b.t.ref);
   const out = decoderNet(params.dec, cfg, {

@@ -13,6 +13,7 @@ import { writeFileAtomic } from '../util/fsx.ts';
 import { Rng } from '../util/rng.ts';
 import { validateConfig, type SelftokConfig } from '../tokenizer/config.ts';
 import { encodeFeatures } from '../tokenizer/encoder.ts';
+import { tokenGradScale } from '../tokenizer/flow.ts';
 import { l2normalize, type QuantizerStats } from '../tokenizer/quantizer.ts';
 import { Selftok, type ModelParams } from '../tokenizer/model.ts';
 import { selftokLoss, type LossAux, type TrainBatch } from './loss.ts';
@@ -315,6 +316,7 @@ export class Trainer {
       key: random.key(this.rng.nextU32() & 0x7fffffff),
       codebook: this.model.codebookArray(),
       gradWeight: np.array(this.gradWeight),
+      sampleGradWeight: np.array(tokenGradScale(t, cfg.train.lossTMin, cfg.train.encoderLossTMin!)),
       divWeight: np.array(quantizing ? cfg.quantizer.diversityWeight * this.model.codebook.diversityGate() : 0),
       quantizeOn: np.array(quantizing ? 1 : 0),
     };
