@@ -95,9 +95,12 @@ export function validateConfig(raw: unknown, where: string): SelftokConfig {
   if (c.decoder.width % c.decoder.heads) fail('decoder.width must be divisible by decoder.heads');
   c.decoder.prediction ??= 'velocity';
   c.train.lossTMin ??= 0.05;
-  c.train.encoderLossTMin ??= c.train.lossTMin;
-  for (const k of ['lossTMin', 'encoderLossTMin'] as const) if (!(c.train[k]! > 0 && c.train[k]! <= 1)) fail(`train.${k} must be in (0, 1]`);
-  if (c.decoder.prediction === 'velocity' && c.train.encoderLossTMin !== c.train.lossTMin) fail('train.encoderLossTMin needs decoder.prediction x0 (the velocity loss has no tMin)');
+  if (!(c.train.lossTMin > 0 && c.train.lossTMin <= 1)) fail('train.lossTMin must be in (0, 1]');
+  // encoderLossTMin stays optional (absent = lossTMin, resolved where it is used), so a recipe that changes lossTMin moves both
+  if (c.train.encoderLossTMin !== undefined) {
+    if (!(c.train.encoderLossTMin > 0 && c.train.encoderLossTMin <= 1)) fail('train.encoderLossTMin must be in (0, 1]');
+    if (c.decoder.prediction === 'velocity') fail('train.encoderLossTMin needs decoder.prediction x0 (the velocity loss has no tMin)');
+  }
   c.decoder.outChannels ??= 0;
   c.quantizer.continuousSteps ??= 0;
   c.train.cooldownFraction ??= 0;

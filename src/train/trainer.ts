@@ -316,7 +316,7 @@ export class Trainer {
       key: random.key(this.rng.nextU32() & 0x7fffffff),
       codebook: this.model.codebookArray(),
       gradWeight: np.array(this.gradWeight),
-      sampleGradWeight: np.array(tokenGradScale(t, cfg.train.lossTMin, cfg.train.encoderLossTMin!)),
+      sampleGradWeight: np.array(tokenGradScale(t, cfg.train.lossTMin, cfg.train.encoderLossTMin ?? cfg.train.lossTMin)),
       divWeight: np.array(quantizing ? cfg.quantizer.diversityWeight * this.model.codebook.diversityGate() : 0),
       quantizeOn: np.array(quantizing ? 1 : 0),
     };
