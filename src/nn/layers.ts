@@ -31,13 +31,13 @@ export function layerNormAffine(p: LayerNormP, x: np.Array, eps = 1e-6): np.Arra
   return layerNorm(x, eps).mul(p.g.ref).add(p.b.ref);
 }
 
-/** modulate(h, shift, scale) = h ⊙ (1 + scale) + shift (spec §0). */
 /** Forward identity, gradient × w (w broadcasts against x): y = w·x + sg(x − w·x). */
 export function scaleGradient(x: np.Array, w: np.Array): np.Array {
   const wx = x.ref.mul(w);
   return wx.ref.add(lax.stopGradient(x.sub(wx)));
 }
 
+/** modulate(h, shift, scale) = h ⊙ (1 + scale) + shift (spec §0). */
 export function modulate(h: np.Array, shift: np.Array, scale: np.Array): np.Array {
   return h.mul(scale.add(1)).add(shift);
 }
