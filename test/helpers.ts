@@ -1,7 +1,10 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { numpy as np, tree } from '@jax-js/jax';
 import { setupDevice } from '../src/engine/device.ts';
+import { renderShapes } from '../src/data/shapes.ts';
+import { Rng } from '../src/util/rng.ts';
 import { loadConfig, type SelftokConfig } from '../src/tokenizer/config.ts';
 
 export async function wasm(): Promise<void> {
@@ -31,4 +34,25 @@ export function microConfig(over: (c: SelftokConfig) => void = () => {}): Selfto
 
 export function tmp(prefix = 'selftok-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/**
+ * Every array of a parameter tree replaced by N(0, std²) draws (consumes the old arrays), so the
+ * zero-initialised gates no longer hide paths from a test.
+ */
+export function randomizeTree<T>(params: T, seed: number, std: number): T {
+  const rng = new Rng(seed);
+  return tree.map((p: np.Array) => {
+    const d = Float32Array.from({ length: p.size }, () => rng.normal() * std);
+    const shape = p.shape;
+    p.dispose();
+    return np.array(d).reshape(shape);
+  }, params as never) as T;
+}
+
+/** Procedural shapes images of the given seeds, S×S×3 each, back to back (B×S×S×3 pixels). */
+export function shapesPixels(S: number, ...seeds: number[]): Float32Array {
+  const pix = new Float32Array(seeds.length * S * S * 3);
+  seeds.forEach((seed, b) => pix.set(renderShapes(seed, S), b * S * S * 3));
+  return pix;
 }

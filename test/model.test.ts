@@ -1,7 +1,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { grad, numpy as np, random, tree } from '@jax-js/jax';
-import { wasm, microConfig } from './helpers.ts';
+import { wasm, microConfig, randomizeTree } from './helpers.ts';
 import { Selftok } from '../src/tokenizer/model.ts';
 import { decoderNet, embedNoisy } from '../src/tokenizer/decoder.ts';
 import { encodeFeatures } from '../src/tokenizer/encoder.ts';
@@ -30,14 +30,7 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 /** A model whose zero-initialised gates are randomised, so every path carries signal. */
 function liveModel(): Selftok {
   const m = Selftok.create(cfg, 3);
-  const rng = new Rng(9);
-  m.params = tree.map((p: np.Array) => {
-    const d = new Float32Array(p.size);
-    for (let i = 0; i < d.length; i++) d[i] = rng.normal() * 0.2;
-    const out = np.array(d).reshape(p.shape);
-    p.dispose();
-    return out;
-  }, m.params) as typeof m.params;
+  m.params = randomizeTree(m.params, 9, 0.2);
   return m;
 }
 
@@ -247,12 +240,7 @@ test('config validation: sampler.guidance defaults to 1; bad values name the fil
 test('adoptRenderer copies another model\'s renderer and refuses other shapes', async () => {
   const a = liveModel(); // every weight random, the renderer's output layer included
   a.addRenderer(5);
-  const rng = new Rng(3);
-  a.params.ren = tree.map((p: np.Array) => {
-    const d = Float32Array.from({ length: p.size }, () => rng.normal() * 0.2);
-    p.dispose();
-    return np.array(d).reshape(p.shape);
-  }, a.params.ren!) as typeof a.params.ren;
+  a.params.ren = randomizeTree(a.params.ren!, 3, 0.2);
   const b = liveModel(); // same encoder and codebook as a, no renderer
   b.adoptRenderer(a, 'a/');
   const ids = Int32Array.from({ length: B * cfg.K }, (_, i) => (i * 5) % cfg.quantizer.codebookSize);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { numpy as np, random, tree, valueAndGrad } from '@jax-js/jax';
-import { wasm, microConfig, tmp } from './helpers.ts';
+import { wasm, microConfig, randomizeTree, shapesPixels, tmp } from './helpers.ts';
 import { trackMemory } from '../src/engine/memory.ts';
 import { activeDevice } from '../src/engine/device.ts';
 import { ShapesSource, type DataSource } from '../src/data/source.ts';
@@ -14,8 +14,6 @@ import { flattenParams, type Params } from '../src/nn/params.ts';
 import { Selftok } from '../src/tokenizer/model.ts';
 import { tokenGradScale } from '../src/tokenizer/flow.ts';
 import { selftokLoss } from '../src/train/loss.ts';
-import { renderShapes } from '../src/data/shapes.ts';
-import { Rng } from '../src/util/rng.ts';
 
 before(wasm);
 const cfg = microConfig();
@@ -135,16 +133,9 @@ test('encoder loss weighting: the per-sample token gradient scale averages 1 and
   const c = microConfig((c) => (c.quantizer.commitWeight = 0));
   const m = Selftok.create(c, 3);
   // randomise the zero-initialised gates, or the tokens would not reach the output yet
-  const rng = new Rng(11);
-  m.params = tree.map((p: np.Array) => {
-    const d = Float32Array.from({ length: p.size }, () => rng.normal() * 0.1);
-    p.dispose();
-    return np.array(d).reshape(p.shape);
-  }, m.params) as typeof m.params;
+  m.params = randomizeTree(m.params, 11, 0.1);
   const S = c.image.size;
-  const pix = new Float32Array(2 * S * S * 3);
-  pix.set(renderShapes(1, S), 0);
-  pix.set(renderShapes(2, S), S * S * 3);
+  const pix = shapesPixels(S, 1, 2);
   const grads = async (w: number) => {
     const [, g] = valueAndGrad((p: { enc: Params; dec: Params }) => selftokLoss(c, p as never, {
       x0: np.array(pix).reshape([2, S, S, 3]),
