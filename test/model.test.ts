@@ -235,6 +235,12 @@ test('config validation: sampler.guidance defaults to 1; bad values name the fil
   const cool = raw();
   cool.train.cooldownFraction = 2;
   assert.throws(() => validateConfig(cool, 'c.json'), /c\.json: train\.cooldownFraction must be in \[0, 1\]/);
+  const power = raw();
+  power.train.tokenGradScalePower = -1;
+  assert.throws(() => validateConfig(power, 'c.json'), /c\.json: train\.tokenGradScalePower must be a number ≥ 0/);
+  const clip = raw();
+  clip.train.tokenGradScaleMax = 0.5;
+  assert.throws(() => validateConfig(clip, 'c.json'), /c\.json: train\.tokenGradScaleMax must be a number ≥ 1/);
 });
 
 test('adoptRenderer copies another model\'s renderer and refuses other shapes', async () => {

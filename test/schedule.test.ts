@@ -36,6 +36,21 @@ test('first-visible times and visible fractions (spec §2.1)', () => {
   }
 });
 
+test('per-token gradient scale min(max, P^-power) (spec §4.6 check values)', () => {
+  const w1 = paper.visibilityGradScale(1e9, 1);
+  for (const [k, v] of [[0, 1], [192, 1.25], [376, 1.6667], [448, 2.5], [496, 5], [510, 40], [511, 80]]) assert.ok(Math.abs(w1[k] - v) < 1e-3 * v, `1/P at ${k}: ${w1[k]}`);
+  // the reference compounds 1/P_k with K/(K − k): an effective power of 2.4–3.7 on this schedule
+  for (const k of [192, 376, 448, 496, 511]) {
+    const power = Math.log(w1[k] * (512 / (512 - k))) / Math.log(w1[k]);
+    assert.ok(power > 2.4 && power < 3.7, `k ${k}: ${power}`);
+  }
+  const tiny = new TokenSchedule(16, { type: 'diti', stages: [250, 500, 750, 1000], perStage: [6, 5, 3, 2] });
+  const w2 = tiny.visibilityGradScale(8, 2);
+  for (let k = 0; k < 16; k++) assert.equal(w2[k], Math.fround(Math.min(8, tiny.visibleFraction(k) ** -2)));
+  assert.deepEqual([w2[0], w2[11], w2[14], w2[15]], [1, 4, 8, 8]); // P = 1, 1/2, 1/4 (clipped), 1/8 (clipped)
+  assert.deepEqual(Array.from(tiny.visibilityGradScale(8, 0)), Array(16).fill(1));
+});
+
 test('small-K tables of spec §11.1: K = 8, 16 steps', () => {
   const s = new TokenSchedule(8, { type: 'diti', stages: [250, 500, 750, 1000], perStage: [3, 3, 1, 1] });
   const taus = samplerTaus(16);

@@ -38,8 +38,10 @@ export type SelftokConfig = {
     warmup: number;
     /** Fraction of a run's steps at its end over which the lr decays linearly to 0 (default 0; `--cooldown` overrides in steps). */
     cooldownFraction?: number;
-    /** Clip for the per-token gradient scale 1/P(visible) (spec §4.6, §12.16); 1 disables it. */
+    /** Clip for the per-token gradient scale 1/P(visible)^power (spec §4.6, §12.16); 1 disables it. */
     tokenGradScaleMax: number;
+    /** Exponent of that scale (default 1; 2 ≈ the reference's two compounded scalings, 0 disables it). */
+    tokenGradScalePower?: number;
     /** x-prediction only: t is clipped at this value in the velocity loss (flow.ts, flowLoss). */
     lossTMin: number;
     /** The loss weighting the encoder learns under (default lossTMin): the tokens' gradient is scaled per sample (flow.ts, tokenGradScale). */
@@ -101,6 +103,9 @@ export function validateConfig(raw: unknown, where: string): SelftokConfig {
     if (!(c.train.encoderLossTMin > 0 && c.train.encoderLossTMin <= 1)) fail('train.encoderLossTMin must be in (0, 1]');
     if (c.decoder.prediction === 'velocity') fail('train.encoderLossTMin needs decoder.prediction x0 (the velocity loss has no tMin)');
   }
+  if (!(c.train.tokenGradScaleMax >= 1 && Number.isFinite(c.train.tokenGradScaleMax))) fail('train.tokenGradScaleMax must be a number ≥ 1');
+  const power = c.train.tokenGradScalePower;
+  if (power !== undefined && !(power >= 0 && Number.isFinite(power))) fail('train.tokenGradScalePower must be a number ≥ 0');
   c.decoder.outChannels ??= 0;
   c.quantizer.continuousSteps ??= 0;
   c.train.cooldownFraction ??= 0;

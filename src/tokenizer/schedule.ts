@@ -80,6 +80,16 @@ export class TokenSchedule {
   }
 
   /**
+   * Backward-only gradient scale per token, min(max, P_j^−power) with P_j = visibleFraction(j)
+   * (spec §4.6): rarely visible (coarse) tokens get few diffusion gradients. power 1 is the
+   * quantizer's 1/P_k; the reference compounds it with the decoder input's K/(K − k), an
+   * effective power of about 2.4–3.7 on the spec's schedule and 2.3–2.7 on `tiny`'s (unclipped).
+   */
+  visibilityGradScale(max: number, power: number): Float32Array {
+    return Float32Array.from({ length: this.K }, (_, j) => Math.min(max, Math.max(this.visibleFraction(j), 1e-6) ** -power));
+  }
+
+  /**
    * Per-sample boolean key mask, flattened B×K (1 = visible): `j ≤ k(1000·t_b)`,
    * AND-ed with an optional encoder-order prefix limit `keep` (spec §2.4, ReconInsuffEval).
    */

@@ -100,13 +100,9 @@ export class Trainer {
     if (mode === 'renderer' && !model.hasRenderer) model.addRenderer(rng.nextU32());
     this.adam = adam ?? adamInit(this.trainable() as unknown as Params);
     this.update = makeAdamUpdate({ lr, beta1: cfg.train.beta1, beta2: cfg.train.beta2, weightDecay: cfg.train.weightDecay });
-    // per-token gradient scale ≈ 1/P(visible), clipped (spec §4.6): coarse tokens are
+    // per-token gradient scale ≈ 1/P(visible)^power, clipped (spec §4.6): coarse tokens are
     // visible in few samples and would otherwise learn slowly
-    const K = cfg.K;
-    this.gradWeight = new Float32Array(K);
-    for (let k = 0; k < K; k++) {
-      this.gradWeight[k] = Math.min(cfg.train.tokenGradScaleMax, 1 / Math.max(model.schedule.visibleFraction(k), 1e-6));
-    }
+    this.gradWeight = model.schedule.visibilityGradScale(cfg.train.tokenGradScaleMax, cfg.train.tokenGradScalePower ?? 1);
   }
 
   get cfg(): SelftokConfig {
