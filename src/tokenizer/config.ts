@@ -40,7 +40,7 @@ export type SelftokConfig = {
     cooldownFraction?: number;
     /** Clip for the per-token gradient scale 1/P(visible)^power (spec §4.6, §12.16); 1 disables it. */
     tokenGradScaleMax: number;
-    /** Exponent of that scale (default 1; 2 ≈ the reference's two compounded scalings, 0 disables it). */
+    /** Exponent of that scale (default 1; 0 disables it; the reference's two compounded scalings are an effective 2.3–3.7, schedule.ts visibilityGradScale). */
     tokenGradScalePower?: number;
     /** x-prediction only: t is clipped at this value in the velocity loss (flow.ts, flowLoss). */
     lossTMin: number;
