@@ -13,13 +13,14 @@ export function trainCommand(): Command {
     .option('--config <name|file>', 'named config (tiny, small, photo64) or a JSON file; with --resume, a new training recipe: only its train and sampler sections may differ from the run\'s')
     .addHelpText('after', '\nExample:\n  selftok train --config tiny --data shapes --out runs/tiny --steps 2000 --device wasm\n');
   return deviceOption(trainingOptions(cmd)).action(async (o) => {
-    await startDevice(o.device);
+    // config and recipe are checked before the device starts, so a bad file fails fast and alone
     const resumed = o.resume ? resumableConfig(o.out) : null;
     const recipe = resumed && o.config ? loadConfig(o.config) : undefined;
     // refused before anything is written; the data source below then uses the recipe's crops
     if (resumed && recipe) adoptRecipe(resumed, recipe, o.config);
     const cfg = resumed ?? (o.config ? loadConfig(o.config) : null);
     if (!cfg) throw new UserError('--config is required for a new training run');
+    await startDevice(o.device);
     const data = await openSource(o.data, cfg.image.size, cfg.train.cropScale);
     let bar: ReturnType<typeof progressBar> | null = null;
     const r = await runTraining({
