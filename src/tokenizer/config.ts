@@ -97,12 +97,12 @@ export function validateConfig(raw: unknown, where: string): SelftokConfig {
   if (c.decoder.width % c.decoder.heads) fail('decoder.width must be divisible by decoder.heads');
   c.decoder.prediction ??= 'velocity';
   c.train.lossTMin ??= 0.05;
-  if (!(c.train.lossTMin > 0 && c.train.lossTMin <= 1)) fail('train.lossTMin must be in (0, 1]');
   // encoderLossTMin stays optional (absent = lossTMin, resolved where it is used), so a recipe that changes lossTMin moves both
-  if (c.train.encoderLossTMin !== undefined) {
-    if (!(c.train.encoderLossTMin > 0 && c.train.encoderLossTMin <= 1)) fail('train.encoderLossTMin must be in (0, 1]');
-    if (c.decoder.prediction === 'velocity') fail('train.encoderLossTMin needs decoder.prediction x0 (the velocity loss has no tMin)');
+  for (const k of ['lossTMin', 'encoderLossTMin'] as const) {
+    const v = c.train[k];
+    if (v !== undefined && !(v > 0 && v <= 1)) fail(`train.${k} must be in (0, 1]`);
   }
+  if (c.train.encoderLossTMin !== undefined && c.decoder.prediction === 'velocity') fail('train.encoderLossTMin needs decoder.prediction x0 (the velocity loss has no tMin)');
   if (!(c.train.tokenGradScaleMax >= 1 && Number.isFinite(c.train.tokenGradScaleMax))) fail('train.tokenGradScaleMax must be a number ≥ 1');
   const power = c.train.tokenGradScalePower;
   if (power !== undefined && !(power >= 0 && Number.isFinite(power))) fail('train.tokenGradScalePower must be a number ≥ 0');
