@@ -238,6 +238,9 @@ test('config validation: sampler.guidance defaults to 1; bad values name the fil
   const power = raw();
   power.train.tokenGradScalePower = -1;
   assert.throws(() => validateConfig(power, 'c.json'), /c\.json: train\.tokenGradScalePower must be a number ≥ 0/);
+  const fineDrop = raw();
+  fineDrop.train.fineTokenDrop = 1.5;
+  assert.throws(() => validateConfig(fineDrop, 'c.json'), /c\.json: train\.fineTokenDrop must be in \[0, 1\]/);
   const clip = raw();
   clip.train.tokenGradScaleMax = 0.5;
   assert.throws(() => validateConfig(clip, 'c.json'), /c\.json: train\.tokenGradScaleMax must be a number ≥ 1/);

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { samplerTaus, TokenSchedule } from '../src/tokenizer/schedule.ts';
+import { dropFinestTokens, samplerTaus, TokenSchedule } from '../src/tokenizer/schedule.ts';
+import { Rng } from '../src/util/rng.ts';
 
 const paper = new TokenSchedule(512, { type: 'diti', stages: [200, 400, 600, 800, 1000], perStage: [192, 184, 72, 48, 16] });
 
@@ -87,6 +88,41 @@ test('mask is an inclusive encoder-order prefix AND-ed with keep', () => {
   assert.equal(row(2).reduce((a, v) => a + v, 0), paper.visibleCount(500));
   assert.equal(row(2)[paper.visibleCount(500) - 1], 1);
   assert.equal(row(2)[paper.visibleCount(500)], 0);
+});
+
+test('fine-end token drop hides a random run of the lowest-index visible tokens, never the top one', () => {
+  const s = new TokenSchedule(16, { type: 'diti', stages: [250, 500, 750, 1000], perStage: [6, 5, 3, 2] });
+  const taus = Array.from({ length: 4000 }, (_, i) => (i * 997) % 1001);
+  const before = s.mask(taus);
+  // p = 0 leaves the mask alone and draws nothing (so default runs keep their random stream)
+  const same = before.slice();
+  let draws = 0;
+  dropFinestTokens(same, 16, 0, () => (draws++, 0));
+  assert.deepEqual(same, before);
+  assert.equal(draws, 0);
+
+  const rng = new Rng(7);
+  const after = before.slice();
+  dropFinestTokens(after, 16, 0.5, () => rng.uniform());
+  let dropped = 0;
+  let eligible = 0;
+  const firstKept = new Set<number>();
+  for (let b = 0; b < taus.length; b++) {
+    const row = Array.from(after.subarray(b * 16, b * 16 + 16));
+    const n = s.visibleCount(taus[b]);
+    const j0 = row.indexOf(1);
+    // still one contiguous run that ends at the schedule's last visible token k
+    assert.ok(j0 >= 0 && j0 < n, `row ${b}: the top visible token was dropped`);
+    assert.deepEqual(row, row.map((_, j) => (j >= j0 && j < n ? 1 : 0)));
+    if (n >= 2) eligible++;
+    if (j0 > 0) {
+      dropped++;
+      firstKept.add(j0);
+    }
+  }
+  assert.ok(Math.abs(dropped / eligible - 0.5) < 0.03, `dropped ${dropped} of ${eligible}`);
+  // every cut point 1 … 15 occurs
+  assert.deepEqual([...firstKept].sort((a, b) => a - b), Array.from({ length: 15 }, (_, i) => i + 1));
 });
 
 test('bad schedules are rejected', () => {

@@ -46,6 +46,8 @@ export type SelftokConfig = {
     lossTMin: number;
     /** The loss weighting the encoder learns under (default lossTMin): the tokens' gradient is scaled per sample (flow.ts, tokenGradScale). */
     encoderLossTMin?: number;
+    /** Probability that a training sample also hides a random number of its lowest-index visible tokens (default 0; schedule.ts dropFinestTokens). */
+    fineTokenDrop?: number;
     /** Random crops for folder/photo data: scale range of the crop side relative to the shorter side. */
     cropScale: [number, number];
   };
@@ -106,6 +108,8 @@ export function validateConfig(raw: unknown, where: string): SelftokConfig {
   if (!(c.train.tokenGradScaleMax >= 1 && Number.isFinite(c.train.tokenGradScaleMax))) fail('train.tokenGradScaleMax must be a number ≥ 1');
   const power = c.train.tokenGradScalePower;
   if (power !== undefined && !(power >= 0 && Number.isFinite(power))) fail('train.tokenGradScalePower must be a number ≥ 0');
+  const fineDrop = c.train.fineTokenDrop;
+  if (fineDrop !== undefined && !(fineDrop >= 0 && fineDrop <= 1)) fail('train.fineTokenDrop must be in [0, 1]');
   c.decoder.outChannels ??= 0;
   c.quantizer.continuousSteps ??= 0;
   c.train.cooldownFraction ??= 0;

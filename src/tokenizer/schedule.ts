@@ -105,6 +105,24 @@ export class TokenSchedule {
 }
 
 /**
+ * Nested dropout from the fine end (not in the reference; `train.fineTokenDrop`): with
+ * probability p per sample, also hide a random number (1 … n − 1, uniform) of the n visible
+ * tokens, lowest index first, so the sample sees ids[j0..k]. The highest-index (coarse)
+ * tokens must then reconstruct without the fine ones, which pushes global content towards
+ * them: the paper's coarse/fine split (spec §2.4) that the plain x̂0 loss otherwise leaves to
+ * chance. Edits `mask` (B×K, from `TokenSchedule.mask`) in place; p = 0 draws nothing.
+ */
+export function dropFinestTokens(mask: Float32Array, K: number, p: number, uniform: () => number): void {
+  if (!(p > 0)) return;
+  for (let b = 0; b < mask.length / K; b++) {
+    const row = mask.subarray(b * K, (b + 1) * K);
+    const n = row.reduce((a, v) => a + v, 0);
+    if (uniform() >= p || n < 2) continue;
+    row.fill(0, 0, 1 + Math.floor(uniform() * (n - 1)));
+  }
+}
+
+/**
  * The sampler's τ grid (spec §2.2, §7): t_i = 1 − i/steps, i = 0..steps−1, as exact
  * integers τ_i = floor(1000·t_i) (the reference truncates a float32 product; we take
  * the exact value, which can differ by one token, spec §12.6).
