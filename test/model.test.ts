@@ -229,21 +229,19 @@ test('config validation: sampler.guidance defaults to 1; bad values name the fil
   const noGuidance = raw();
   delete noGuidance.sampler.guidance;
   assert.equal(validateConfig(noGuidance, 'c.json').sampler.guidance, 1);
-  const bad = raw();
-  bad.sampler.guidance = -0.5;
-  assert.throws(() => validateConfig(bad, 'c.json'), /c\.json: sampler\.guidance must be a number ≥ 0/);
-  const cool = raw();
-  cool.train.cooldownFraction = 2;
-  assert.throws(() => validateConfig(cool, 'c.json'), /c\.json: train\.cooldownFraction must be in \[0, 1\]/);
-  const power = raw();
-  power.train.tokenGradScalePower = -1;
-  assert.throws(() => validateConfig(power, 'c.json'), /c\.json: train\.tokenGradScalePower must be a number ≥ 0/);
-  const fineDrop = raw();
-  fineDrop.train.fineTokenDrop = 1.5;
-  assert.throws(() => validateConfig(fineDrop, 'c.json'), /c\.json: train\.fineTokenDrop must be in \[0, 1\]/);
-  const clip = raw();
-  clip.train.tokenGradScaleMax = 0.5;
-  assert.throws(() => validateConfig(clip, 'c.json'), /c\.json: train\.tokenGradScaleMax must be a number ≥ 1/);
+  // one bad value at a time: [section, key, value, expected message]
+  const cases: [string, string, number, RegExp][] = [
+    ['sampler', 'guidance', -0.5, /c\.json: sampler\.guidance must be a number ≥ 0/],
+    ['train', 'cooldownFraction', 2, /c\.json: train\.cooldownFraction must be in \[0, 1\]/],
+    ['train', 'tokenGradScalePower', -1, /c\.json: train\.tokenGradScalePower must be a number ≥ 0/],
+    ['train', 'fineTokenDrop', 1.5, /c\.json: train\.fineTokenDrop must be in \[0, 1\]/],
+    ['train', 'tokenGradScaleMax', 0.5, /c\.json: train\.tokenGradScaleMax must be a number ≥ 1/],
+  ];
+  for (const [section, key, value, message] of cases) {
+    const bad = raw();
+    bad[section][key] = value;
+    assert.throws(() => validateConfig(bad, 'c.json'), message);
+  }
 });
 
 test('every named config validates; tiny-ar is tiny plus the fine-end drop recipe; small keeps ≤ 0.2 bpp', async () => {

@@ -4,6 +4,8 @@ import { dropFinestTokens, samplerTaus, TokenSchedule } from '../src/tokenizer/s
 import { Rng } from '../src/util/rng.ts';
 
 const paper = new TokenSchedule(512, { type: 'diti', stages: [200, 400, 600, 800, 1000], perStage: [192, 184, 72, 48, 16] });
+/** `tiny`'s schedule (configs/tiny.json). */
+const tinySchedule = new TokenSchedule(16, { type: 'diti', stages: [250, 500, 750, 1000], perStage: [6, 5, 3, 2] });
 
 test('K = 512 check values of spec §2.1', () => {
   const table: [number, number][] = [
@@ -45,7 +47,7 @@ test('per-token gradient scale min(max, P^-power) (spec §4.6 check values)', ()
     const power = Math.log(w1[k] * (512 / (512 - k))) / Math.log(w1[k]);
     assert.ok(power > 2.4 && power < 3.7, `k ${k}: ${power}`);
   }
-  const tiny = new TokenSchedule(16, { type: 'diti', stages: [250, 500, 750, 1000], perStage: [6, 5, 3, 2] });
+  const tiny = tinySchedule;
   const w2 = tiny.visibilityGradScale(8, 2);
   for (let k = 0; k < 16; k++) assert.equal(w2[k], Math.fround(Math.min(8, tiny.visibleFraction(k) ** -2)));
   assert.deepEqual([w2[0], w2[11], w2[14], w2[15]], [1, 4, 8, 8]); // P = 1, 1/2, 1/4 (clipped), 1/8 (clipped)
@@ -91,7 +93,7 @@ test('mask is an inclusive encoder-order prefix AND-ed with keep', () => {
 });
 
 test('fine-end token drop hides a random run of the lowest-index visible tokens, never the top one', () => {
-  const s = new TokenSchedule(16, { type: 'diti', stages: [250, 500, 750, 1000], perStage: [6, 5, 3, 2] });
+  const s = tinySchedule;
   const taus = Array.from({ length: 4000 }, (_, i) => (i * 997) % 1001);
   const before = s.mask(taus);
   // p = 0 leaves the mask alone and draws nothing (so default runs keep their random stream)
