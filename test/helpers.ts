@@ -27,6 +27,9 @@ export function microConfig(over: (c: SelftokConfig) => void = () => {}): Selfto
   // pinned, so that the tests do not move when tiny's recipe does
   c.train.lossTMin = 0.3;
   c.train.cooldownFraction = 0;
+  c.train.tokenGradScaleMax = 8;
+  delete c.train.tokenGradScalePower;
+  delete c.train.fineTokenDrop;
   c.sampler.guidance = 1;
   over(c);
   return c;

@@ -244,14 +244,12 @@ test('config validation: sampler.guidance defaults to 1; bad values name the fil
   }
 });
 
-test('every named config validates; tiny-ar is tiny plus the fine-end drop recipe; small keeps ≤ 0.2 bpp', async () => {
+test('every named config validates and loads under its own name; tiny and small keep ≤ 0.2 bpp', async () => {
   const { bitsPerPixel, loadConfig, namedConfigs } = await import('../src/tokenizer/config.ts');
   const names = namedConfigs();
-  assert.deepEqual(names, ['photo64', 'small', 'tiny', 'tiny-ar']);
+  assert.deepEqual(names, ['photo64', 'small', 'tiny']);
   for (const n of names) assert.equal(loadConfig(n).name, n);
-  const [tiny, ar] = [loadConfig('tiny'), loadConfig('tiny-ar')];
-  assert.deepEqual({ ...ar, name: 'tiny', decoder: { ...ar.decoder, depth: 3 }, train: tiny.train }, tiny);
-  assert.deepEqual([ar.decoder.depth, ar.train.fineTokenDrop, ar.train.tokenGradScalePower, ar.train.tokenGradScaleMax], [4, 0.1, 2, 16]);
+  assert.equal(bitsPerPixel(loadConfig('tiny')), (16 * 9) / (32 * 32));
   assert.ok(bitsPerPixel(loadConfig('small')) <= 0.2);
 });
 
