@@ -235,6 +235,8 @@ test('config validation: sampler.guidance defaults to 1; bad values name the fil
     ['train', 'cooldownFraction', 2, /c\.json: train\.cooldownFraction must be in \[0, 1\]/],
     ['train', 'tokenGradScalePower', -1, /c\.json: train\.tokenGradScalePower must be a number ≥ 0/],
     ['train', 'fineTokenDrop', 1.5, /c\.json: train\.fineTokenDrop must be in \[0, 1\]/],
+    ['train', 'fineTokenDropEnd', -0.1, /c\.json: train\.fineTokenDropEnd must be in \[0, 1\]/],
+    ['train', 'fineTokenDropEnd', 0.1, /c\.json: train\.fineTokenDropEnd needs train\.fineTokenDrop/],
     ['train', 'tokenGradScaleMax', 0.5, /c\.json: train\.tokenGradScaleMax must be a number ≥ 1/],
   ];
   for (const [section, key, value, message] of cases) {

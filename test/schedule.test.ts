@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { dropFinestTokens, samplerTaus, TokenSchedule } from '../src/tokenizer/schedule.ts';
+import { dropFinestTokens, fineTokenDropAt, samplerTaus, TokenSchedule } from '../src/tokenizer/schedule.ts';
 import { Rng } from '../src/util/rng.ts';
 
 const paper = new TokenSchedule(512, { type: 'diti', stages: [200, 400, 600, 800, 1000], perStage: [192, 184, 72, 48, 16] });
@@ -125,6 +125,17 @@ test('fine-end token drop hides a random run of the lowest-index visible tokens,
   assert.ok(Math.abs(dropped / eligible - 0.5) < 0.03, `dropped ${dropped} of ${eligible}`);
   // every cut point 1 … 15 occurs
   assert.deepEqual([...firstKept].sort((a, b) => a - b), Array.from({ length: 15 }, (_, i) => i + 1));
+});
+
+test('fine-end drop probability: constant without an end, linear from start to end over the run', () => {
+  assert.equal(fineTokenDropAt(0.2, undefined, 1500, 2000), 0.2);
+  assert.equal(fineTokenDropAt(0.3, 0.05, 0, 2000), 0.3);
+  assert.ok(Math.abs(fineTokenDropAt(0.3, 0.05, 1999, 2000) - 0.05) < 1e-12);
+  assert.ok(Math.abs(fineTokenDropAt(0.3, 0.1, 999.5, 2000) - 0.2) < 1e-12);
+  // past the planned end (a resumed run trained further) it stays at the end value
+  assert.ok(Math.abs(fineTokenDropAt(0.3, 0.05, 2500, 2000) - 0.05) < 1e-12);
+  // no planned length: the start value throughout
+  assert.equal(fineTokenDropAt(0.3, 0.05, 700, 0), 0.3);
 });
 
 test('bad schedules are rejected', () => {

@@ -48,6 +48,8 @@ export type SelftokConfig = {
     encoderLossTMin?: number;
     /** Probability that a training sample also hides a random number of its lowest-index visible tokens (default 0; schedule.ts dropFinestTokens). */
     fineTokenDrop?: number;
+    /** If set, the drop probability moves linearly from fineTokenDrop at step 0 to this value at the run's last step (schedule.ts fineTokenDropAt). */
+    fineTokenDropEnd?: number;
     /** Random crops for folder/photo data: scale range of the crop side relative to the shorter side. */
     cropScale: [number, number];
   };
@@ -110,6 +112,9 @@ export function validateConfig(raw: unknown, where: string): SelftokConfig {
   if (power !== undefined && !(power >= 0 && Number.isFinite(power))) fail('train.tokenGradScalePower must be a number ≥ 0');
   const fineDrop = c.train.fineTokenDrop;
   if (fineDrop !== undefined && !(fineDrop >= 0 && fineDrop <= 1)) fail('train.fineTokenDrop must be in [0, 1]');
+  const fineDropEnd = c.train.fineTokenDropEnd;
+  if (fineDropEnd !== undefined && !(fineDropEnd >= 0 && fineDropEnd <= 1)) fail('train.fineTokenDropEnd must be in [0, 1]');
+  if (fineDropEnd !== undefined && fineDrop === undefined) fail('train.fineTokenDropEnd needs train.fineTokenDrop');
   c.decoder.outChannels ??= 0;
   c.quantizer.continuousSteps ??= 0;
   c.train.cooldownFraction ??= 0;

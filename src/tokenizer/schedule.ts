@@ -123,6 +123,17 @@ export function dropFinestTokens(mask: Float32Array, K: number, p: number, unifo
 }
 
 /**
+ * The fine-end drop probability at `step` of a `total`-step run: `start` throughout, or, with
+ * an `end`, linear from `start` at step 0 to `end` at the last step (a strong early drop sets
+ * the coarse/fine split, a weaker late one lets the fine tokens add detail).
+ */
+export function fineTokenDropAt(start: number, end: number | undefined, step: number, total: number): number {
+  if (end === undefined || !(total > 1)) return start;
+  const f = Math.min(1, Math.max(0, step / (total - 1)));
+  return start + (end - start) * f;
+}
+
+/**
  * The sampler's τ grid (spec §2.2, §7): t_i = 1 − i/steps, i = 0..steps−1, as exact
  * integers τ_i = floor(1000·t_i) (the reference truncates a float32 product; we take
  * the exact value, which can differ by one token, spec §12.6).

@@ -14,7 +14,7 @@ import { Rng } from '../util/rng.ts';
 import { validateConfig, type SelftokConfig } from '../tokenizer/config.ts';
 import { encodeFeatures } from '../tokenizer/encoder.ts';
 import { tokenGradScale } from '../tokenizer/flow.ts';
-import { dropFinestTokens } from '../tokenizer/schedule.ts';
+import { dropFinestTokens, fineTokenDropAt } from '../tokenizer/schedule.ts';
 import { l2normalize, type QuantizerStats } from '../tokenizer/quantizer.ts';
 import { Selftok, type ModelParams } from '../tokenizer/model.ts';
 import { selftokLoss, type LossAux, type TrainBatch } from './loss.ts';
@@ -299,7 +299,8 @@ export class Trainer {
     }
     // the mask uses the unshifted t, τ = 1000·t (spec §2.2, §12.5)
     const mask = this.model.schedule.mask(t.map((v) => 1000 * v));
-    dropFinestTokens(mask, cfg.K, cfg.train.fineTokenDrop ?? 0, () => this.rng.uniform());
+    const pDrop = fineTokenDropAt(cfg.train.fineTokenDrop ?? 0, cfg.train.fineTokenDropEnd, this.step, this.totalSteps);
+    dropFinestTokens(mask, cfg.K, pDrop, () => this.rng.uniform());
     const x0 = this.model.toData(np.array(pixels).reshape([B, size, size, channels]));
     const quantizing = this.step >= cfg.quantizer.continuousSteps;
     if (quantizing && !this.model.codebook.initialized) {
