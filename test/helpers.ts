@@ -30,6 +30,7 @@ export function microConfig(over: (c: SelftokConfig) => void = () => {}): Selfto
   c.train.tokenGradScaleMax = 8;
   delete c.train.tokenGradScalePower;
   delete c.train.fineTokenDrop;
+  delete c.train.fineTokenDropEnd;
   c.sampler.guidance = 1;
   over(c);
   return c;
