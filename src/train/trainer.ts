@@ -4,8 +4,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { jit, numpy as np, random, tree, valueAndGrad, type OwnedFunction } from '@jax-js/jax';
-import { adamInit, makeAdamUpdate, type AdamState } from '../nn/optim.ts';
-import { flattenParams, mapParams, type Params } from '../nn/params.ts';
+import { adamInit, makeAdamUpdate, packHost, packTree, paramLayout, unpackHost, type AdamState, type ParamLayout } from '../nn/optim.ts';
+import { type Params } from '../nn/params.ts';
 import { asFloat32, encodeSafetensors, readSafetensors, readSafetensorsMetadata, type Tensor } from '../io/safetensors.ts';
 import type { DataSource } from '../data/source.ts';
 import { NonFiniteLossError, UserError } from '../util/errors.ts';
@@ -77,8 +77,11 @@ type Trainable = { enc: ModelParams['enc']; dec: ModelParams['dec'] } | { ren: N
 
 export class Trainer {
   private adam: AdamState;
-  private lossGrad: OwnedFunction<(p: Trainable, b: TrainBatch) => [[np.Array, LossAux], Trainable]> | null = null;
-  private renderGrad: OwnedFunction<(p: Trainable, b: RendererBatch) => [[np.Array, RendererAux], Trainable]> | null = null;
+  /** Jitted loss + gradients; the gradients come back as one flat vector in `layout` order (optim.ts). */
+  private lossGrad: OwnedFunction<(p: Trainable, b: TrainBatch) => [[np.Array, LossAux], np.Array]> | null = null;
+  private renderGrad: OwnedFunction<(p: Trainable, b: RendererBatch) => [[np.Array, RendererAux], np.Array]> | null = null;
+  /** Where each trainable parameter sits in the flat gradient and Adam moment vectors. */
+  private readonly layout: ParamLayout;
   /** Renderer mode: total steps of the run, for the λ_p schedule. */
   totalSteps = 0;
   /** Renderer mode: the perceptual term (train-state metadata `perceptual`). */
@@ -94,13 +97,14 @@ export class Trainer {
     readonly rng: Rng,
     public batch: number,
     public lr: number,
-    adam: AdamState | null,
+    adam: ((layout: ParamLayout) => AdamState) | null,
     readonly mode: TrainMode = 'tokenizer',
   ) {
     const cfg = model.cfg;
     if (mode === 'renderer' && !model.hasRenderer) model.addRenderer(rng.nextU32());
-    this.adam = adam ?? adamInit(this.trainable() as unknown as Params);
-    this.update = makeAdamUpdate({ lr, beta1: cfg.train.beta1, beta2: cfg.train.beta2, weightDecay: cfg.train.weightDecay });
+    this.layout = paramLayout(this.trainable() as unknown as Params);
+    this.adam = adam ? adam(this.layout) : adamInit(this.layout);
+    this.update = makeAdamUpdate({ lr, beta1: cfg.train.beta1, beta2: cfg.train.beta2, weightDecay: cfg.train.weightDecay }, this.layout);
     // per-token gradient scale ≈ 1/P(visible)^power, clipped (spec §4.6): coarse tokens are
     // visible in few samples and would otherwise learn slowly
     this.gradWeight = model.schedule.visibilityGradScale(cfg.train.tokenGradScaleMax, cfg.train.tokenGradScalePower ?? 1);
@@ -177,14 +181,16 @@ export class Trainer {
     cb.threshold = Number(md.deadThreshold);
     cb.resetSize = Number(md.resetSize);
     cb.usageUpdates = Number(md.usageUpdates);
-    const like = (mode === 'renderer' ? { ren: model.params.ren } : { enc: model.params.enc, dec: model.params.dec }) as unknown as Params;
-    const load = (prefix: string) =>
-      mapParams(like, (name, leaf) => {
-        const t = file.tensors.get(prefix + name);
-        if (!t || t.shape.join('x') !== leaf.shape.join('x')) throw new UserError(`${path}: missing or mis-shaped ${prefix}${name}`);
-        return np.array(asFloat32(t)).reshape(t.shape);
-      });
-    const adam: AdamState = { m: load('adam.m.'), v: load('adam.v.'), step: Number(md.adamStep) };
+    // the moments are saved per parameter name (adam.m.<name>) and packed into the flat layout here
+    const load = (layout: ParamLayout, prefix: string) =>
+      np.array(
+        packHost(layout, (name, shape) => {
+          const t = file.tensors.get(prefix + name);
+          if (!t || t.shape.join('x') !== shape.join('x')) throw new UserError(`${path}: missing or mis-shaped ${prefix}${name}`);
+          return asFloat32(t);
+        }),
+      );
+    const adam = (layout: ParamLayout): AdamState => ({ m: load(layout, 'adam.m.'), v: load(layout, 'adam.v.'), step: Number(md.adamStep) });
     const rng = new Rng(0);
     rng.state = Number(md.rngState) >>> 0;
     const t = new Trainer(model, rng, overrides.batch ?? overrides.recipe?.train.batch ?? Number(md.batch), overrides.lr ?? overrides.recipe?.train.lr ?? Number(md.lr), adam, mode);
@@ -210,7 +216,11 @@ export class Trainer {
   private compile(): void {
     if (this.lossGrad) return;
     const cfg = this.cfg;
-    this.lossGrad = jit(valueAndGrad((p: Trainable, b: TrainBatch) => selftokLoss(cfg, p as { enc: ModelParams['enc']; dec: ModelParams['dec'] }, b), { hasAux: true })) as never;
+    const vg = valueAndGrad((p: Trainable, b: TrainBatch) => selftokLoss(cfg, p as { enc: ModelParams['enc']; dec: ModelParams['dec'] }, b), { hasAux: true });
+    this.lossGrad = jit((p: Trainable, b: TrainBatch) => {
+      const [value, grads] = vg(p, b);
+      return [value, packTree(grads as unknown as Params, this.layout)];
+    }) as never;
   }
 
   /** Normalised encoder outputs for k-means initialisation of the codebook. */
@@ -245,7 +255,11 @@ export class Trainer {
         this.perceptualWeights = net.weights(PERCEPTUAL_TAPS.at(-1));
         perceptual = { kind: 'mobilenet', net };
       }
-      this.renderGrad = jit(valueAndGrad((p: Trainable, b: RendererBatch) => rendererLoss(cfg, p as { ren: RendererParams }, b, perceptual), { hasAux: true })) as never;
+      const vg = valueAndGrad((p: Trainable, b: RendererBatch) => rendererLoss(cfg, p as { ren: RendererParams }, b, perceptual), { hasAux: true });
+      this.renderGrad = jit((p: Trainable, b: RendererBatch) => {
+        const [value, grads] = vg(p, b);
+        return [value, packTree(grads as unknown as Params, this.layout)];
+      }) as never;
     }
     const lambdaP = perceptualWeight(this.step, this.totalSteps || this.step + 1);
     const batch: RendererBatch = {
@@ -272,13 +286,13 @@ export class Trainer {
   }
 
   /** AdamW on the trainable parameters; returns the learning rate used. */
-  private applyGrads(grads: Trainable): number {
+  private applyGrads(grads: np.Array): number {
     const cfg = this.cfg;
     const lr = this.lrNow();
     this.adam.step += 1;
     const c1 = 1 / (1 - cfg.train.beta1 ** this.adam.step);
     const c2 = 1 / (1 - cfg.train.beta2 ** this.adam.step);
-    const out = this.update(this.trainable() as unknown as Params, grads as unknown as Params, this.adam.m, this.adam.v, np.array(lr), np.array(c1), np.array(c2));
+    const out = this.update(this.trainable() as unknown as Params, grads, this.adam.m, this.adam.v, np.array(lr), np.array(c1), np.array(c2));
     this.model.params = { ...this.model.params, ...(out.p as unknown as Trainable) };
     this.adam.m = out.m;
     this.adam.v = out.v;
@@ -338,8 +352,9 @@ export class Trainer {
   async checkpoint(dir: string, extraMeta: Record<string, string> = {}): Promise<void> {
     const tensors = new Map<string, Tensor>();
     for (const [k, v] of await this.model.tensors(false)) tensors.set(k === 'quantizer.codebook' ? k : `param.${k}`, v);
-    const put = async (prefix: string, t: Params) => {
-      for (const [k, a] of flattenParams(t)) tensors.set(prefix + k, { dtype: 'F32', shape: a.shape, data: Float32Array.from((await a.ref.data()) as Float32Array) });
+    const put = async (prefix: string, flat: np.Array) => {
+      const host = Float32Array.from((await flat.ref.data()) as Float32Array);
+      for (const [k, a] of unpackHost(this.layout, host)) tensors.set(prefix + k, { dtype: 'F32', shape: a.shape, data: a.data });
     };
     await put('adam.m.', this.adam.m);
     await put('adam.v.', this.adam.v);
