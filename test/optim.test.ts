@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jit, numpy as np } from '@jax-js/jax';
 import { wasm, microConfig, tmp } from './helpers.ts';
-import { makeAdamUpdate, packHost, packTree, paramLayout, unpackHost, adamInit } from '../src/nn/optim.ts';
+import { adamInit, makeAdamUpdate, packHost, packTree, paramLayout, unpackHost, type ParamLayout } from '../src/nn/optim.ts';
 import { flattenParams, type Params } from '../src/nn/params.ts';
 import { ShapesSource } from '../src/data/source.ts';
 import { Trainer, STATE_FILE } from '../src/train/trainer.ts';
@@ -22,58 +22,75 @@ function smallTree(seed: number): Params {
   } as unknown as Params;
 }
 
-test('param layout: contiguous offsets in flattenParams order; packTree and the host pack/unpack agree', async () => {
-  const t = smallTree(1);
-  const layout = paramLayout(t);
-  assert.deepEqual(layout.map((l) => [l.name, l.offset, l.size]), [
-    ['enc.w', 0, 6],
-    ['enc.b', 6, 3],
-    ['blocks.0.s', 9, 4],
-    ['blocks.1.s', 13, 4],
+async function hostLeaves(t: Params): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  for (const [k, a] of flattenParams(t)) out.set(k, Float32Array.from((await a.ref.data()) as Float32Array));
+  return out;
+}
+
+async function packed(t: Params, layout: ParamLayout): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  for (const b of jit((x: Params) => packTree(x, layout))(t)) out.push(Float32Array.from((await b.data()) as Float32Array));
+  return out;
+}
+
+test('param layout: buckets of consecutive parameters in flattenParams order; packTree and the host pack/unpack agree', async () => {
+  const slot = (l: ParamLayout) => l.slots.map((s) => [s.name, s.bucket, s.offset, s.size]);
+  // 17 parameters: one bucket by default
+  const one = paramLayout(smallTree(1));
+  assert.deepEqual(slot(one), [
+    ['enc.w', 0, 0, 6],
+    ['enc.b', 0, 6, 3],
+    ['blocks.0.s', 0, 9, 4],
+    ['blocks.1.s', 0, 13, 4],
   ]);
-  assert.deepEqual(layout[3].shape, [2, 2]);
-  const host = new Map<string, Float32Array>();
-  for (const [k, a] of flattenParams(t)) host.set(k, Float32Array.from((await a.ref.data()) as Float32Array));
-  const packed = (await jit((x: Params) => packTree(x, layout))(t).data()) as Float32Array;
-  const expected = packHost(layout, (name) => host.get(name)!);
-  assert.deepEqual(Float32Array.from(packed), expected);
-  for (const [name, { data, shape }] of unpackHost(layout, expected)) {
-    assert.deepEqual(Float32Array.from(data), host.get(name));
-    assert.deepEqual(shape, layout.find((l) => l.name === name)!.shape);
+  assert.deepEqual(one.bucketSizes, [17]);
+  assert.deepEqual(one.slots[3].shape, [2, 2]);
+  // a cap of 9 elements: enc.w + enc.b fill the first bucket, the two 4-element ones the second
+  assert.deepEqual(slot(paramLayout(smallTree(1), 9)), [
+    ['enc.w', 0, 0, 6],
+    ['enc.b', 0, 6, 3],
+    ['blocks.0.s', 1, 0, 4],
+    ['blocks.1.s', 1, 4, 4],
+  ]);
+  // cap 0: one bucket per parameter (large models)
+  assert.deepEqual(paramLayout(smallTree(1), 0).bucketSizes, [6, 3, 4, 4]);
+  for (const cap of [Infinity, 9, 0]) {
+    const t = smallTree(1);
+    const layout = paramLayout(t, cap);
+    const host = await hostLeaves(t);
+    const expected = packHost(layout, (name) => host.get(name)!);
+    assert.deepEqual(await packed(t, layout), expected, `cap ${cap}`);
+    for (const [name, { data, shape }] of unpackHost(layout, expected)) {
+      assert.deepEqual(Float32Array.from(data), host.get(name));
+      assert.deepEqual(shape, layout.slots.find((s) => s.name === name)!.shape);
+    }
   }
 });
 
 test('packTree handles more leaves than one concatenate takes (tree of ≤8-input concats)', async () => {
-  const leaves = Array.from({ length: 21 }, (_, i) => np.array(vals(i + 1, i)));
-  const t = { l: leaves } as unknown as Params;
+  const t = { l: Array.from({ length: 21 }, (_, i) => np.array(vals(i + 1, i))) } as unknown as Params;
   const layout = paramLayout(t);
-  const expected = packHost(layout, (_, shape) => vals(shape[0], Number(_.split('.')[1])));
-  const packed = (await jit((x: Params) => packTree(x, layout))(t).data()) as Float32Array;
-  assert.equal(packed.length, (21 * 22) / 2);
-  assert.deepEqual(Float32Array.from(packed), expected);
+  const expected = packHost(layout, (name, shape) => vals(shape[0], Number(name.split('.')[1])));
+  const got = await packed(t, layout);
+  assert.equal(got.length, 1);
+  assert.equal(got[0].length, (21 * 22) / 2);
+  assert.deepEqual(got, expected);
 });
 
-test('flat AdamW matches a float32 host reference over 3 steps, with weight decay', async () => {
+test('AdamW on bucketed moments matches a float32 host reference over 3 steps, with weight decay, whatever the bucketing', async () => {
   const h = { lr: 0.01, beta1: 0.9, beta2: 0.99, weightDecay: 0.05, eps: 1e-8 };
-  let p = smallTree(3);
-  const layout = paramLayout(p);
-  const n = 17;
-  const update = makeAdamUpdate(h, layout);
-  let state = adamInit(layout);
-  // reference, leaf by leaf on the host
   const f = Math.fround;
-  const hp = new Float32Array(n);
-  {
-    let off = 0;
-    for (const a of flattenParams(p).values()) {
-      hp.set((await a.ref.data()) as Float32Array, off);
-      off += a.size;
-    }
-  }
+  const n = 17;
+  // reference on the host, element by element in float32
+  const start = await hostLeaves(smallTree(3));
+  const hp = Float32Array.from([...start.values()].flatMap((a) => [...a]));
   const hm = new Float32Array(n);
   const hv = new Float32Array(n);
+  const grads: Float32Array[] = [];
   for (let step = 1; step <= 3; step++) {
     const g = vals(n, 10 + step);
+    grads.push(g);
     const c1 = 1 / (1 - h.beta1 ** step);
     const c2 = 1 / (1 - h.beta2 ** step);
     for (let i = 0; i < n; i++) {
@@ -82,26 +99,47 @@ test('flat AdamW matches a float32 host reference over 3 steps, with weight deca
       const upd = f(f(hm[i] * f(c1)) / f(f(Math.sqrt(f(hv[i] * f(c2)))) + f(h.eps)));
       hp[i] = f(hp[i] - f(f(upd + f(hp[i] * f(h.weightDecay))) * f(h.lr)));
     }
-    const out = update(p, np.array(g), state.m, state.v, np.array(h.lr), np.array(c1), np.array(c2));
-    p = out.p;
-    state = { m: out.m, v: out.v, step };
   }
-  const got = new Float32Array(n);
-  let off = 0;
-  for (const a of flattenParams(p).values()) {
-    assert.deepEqual(a.shape, layout.find((l) => l.offset === off)!.shape);
-    got.set((await a.ref.data()) as Float32Array, off);
-    off += a.size;
+  const results: Float32Array[] = [];
+  for (const cap of [Infinity, 9, 0]) {
+    let p = smallTree(3);
+    const layout = paramLayout(p, cap);
+    const update = makeAdamUpdate(h, layout);
+    let state = adamInit(layout);
+    for (let step = 1; step <= 3; step++) {
+      // the flat gradient in layout order, cut into the layout's buckets
+      const g = grads[step - 1];
+      const gb = layout.bucketSizes.map((_, b) => {
+        const mine = layout.slots.filter((s) => s.bucket === b);
+        return np.array(Float32Array.from(mine.flatMap((s) => [...g.subarray(s.offset + sum(layout, s.bucket), s.offset + sum(layout, s.bucket) + s.size)])));
+      });
+      const out = update(p, gb, state.m, state.v, np.array(h.lr), np.array(1 / (1 - h.beta1 ** step)), np.array(1 / (1 - h.beta2 ** step)));
+      p = out.p;
+      state = { m: out.m, v: out.v, step };
+    }
+    const got = Float32Array.from([...(await hostLeaves(p)).values()].flatMap((a) => [...a]));
+    for (let i = 0; i < n; i++) assert.ok(Math.abs(got[i] - hp[i]) <= 1e-6 * Math.max(1, Math.abs(hp[i])), `cap ${cap}, param ${i}: ${got[i]} vs ${hp[i]}`);
+    const ms: number[] = [];
+    const vs: number[] = [];
+    for (const b of state.m) ms.push(...((await b.data()) as Float32Array));
+    for (const b of state.v) vs.push(...((await b.data()) as Float32Array));
+    for (let i = 0; i < n; i++) {
+      assert.ok(Math.abs(ms[i] - hm[i]) <= 1e-7, `cap ${cap}, m ${i}`);
+      assert.ok(Math.abs(vs[i] - hv[i]) <= 1e-7, `cap ${cap}, v ${i}`);
+    }
+    results.push(got);
+    flattenParams(p).forEach((a) => a.dispose());
+    update.dispose();
   }
-  for (let i = 0; i < n; i++) assert.ok(Math.abs(got[i] - hp[i]) <= 1e-6 * Math.max(1, Math.abs(hp[i])), `param ${i}: ${got[i]} vs ${hp[i]}`);
-  const gm = (await state.m.data()) as Float32Array;
-  const gv = (await state.v.data()) as Float32Array;
-  for (let i = 0; i < n; i++) {
-    assert.ok(Math.abs(gm[i] - hm[i]) <= 1e-7, `m ${i}`);
-    assert.ok(Math.abs(gv[i] - hv[i]) <= 1e-7, `v ${i}`);
-  }
-  update.dispose();
+  // the bucketing changes where numbers live, not the numbers
+  assert.deepEqual(results[1], results[0]);
+  assert.deepEqual(results[2], results[0]);
 });
+
+/** Elements in the buckets before bucket b (the layout is in order, so slot offsets plus this are global). */
+function sum(layout: ParamLayout, b: number): number {
+  return layout.bucketSizes.slice(0, b).reduce((x, y) => x + y, 0);
+}
 
 test('checkpoints keep the Adam moments per parameter name; a mis-shaped moment names the file', async () => {
   const cfg = microConfig();

@@ -77,10 +77,10 @@ type Trainable = { enc: ModelParams['enc']; dec: ModelParams['dec'] } | { ren: N
 
 export class Trainer {
   private adam: AdamState;
-  /** Jitted loss + gradients; the gradients come back as one flat vector in `layout` order (optim.ts). */
-  private lossGrad: OwnedFunction<(p: Trainable, b: TrainBatch) => [[np.Array, LossAux], np.Array]> | null = null;
-  private renderGrad: OwnedFunction<(p: Trainable, b: RendererBatch) => [[np.Array, RendererAux], np.Array]> | null = null;
-  /** Where each trainable parameter sits in the flat gradient and Adam moment vectors. */
+  /** Jitted loss + gradients; the gradients come back as the layout's flat buckets (optim.ts). */
+  private lossGrad: OwnedFunction<(p: Trainable, b: TrainBatch) => [[np.Array, LossAux], np.Array[]]> | null = null;
+  private renderGrad: OwnedFunction<(p: Trainable, b: RendererBatch) => [[np.Array, RendererAux], np.Array[]]> | null = null;
+  /** Where each trainable parameter sits in the flat gradient and Adam moment buckets. */
   private readonly layout: ParamLayout;
   /** Renderer mode: total steps of the run, for the λ_p schedule. */
   totalSteps = 0;
@@ -183,13 +183,11 @@ export class Trainer {
     cb.usageUpdates = Number(md.usageUpdates);
     // the moments are saved per parameter name (adam.m.<name>) and packed into the flat layout here
     const load = (layout: ParamLayout, prefix: string) =>
-      np.array(
-        packHost(layout, (name, shape) => {
-          const t = file.tensors.get(prefix + name);
-          if (!t || t.shape.join('x') !== shape.join('x')) throw new UserError(`${path}: missing or mis-shaped ${prefix}${name}`);
-          return asFloat32(t);
-        }),
-      );
+      packHost(layout, (name, shape) => {
+        const t = file.tensors.get(prefix + name);
+        if (!t || t.shape.join('x') !== shape.join('x')) throw new UserError(`${path}: missing or mis-shaped ${prefix}${name}`);
+        return asFloat32(t);
+      }).map((b) => np.array(b));
     const adam = (layout: ParamLayout): AdamState => ({ m: load(layout, 'adam.m.'), v: load(layout, 'adam.v.'), step: Number(md.adamStep) });
     const rng = new Rng(0);
     rng.state = Number(md.rngState) >>> 0;
@@ -286,7 +284,7 @@ export class Trainer {
   }
 
   /** AdamW on the trainable parameters; returns the learning rate used. */
-  private applyGrads(grads: np.Array): number {
+  private applyGrads(grads: np.Array[]): number {
     const cfg = this.cfg;
     const lr = this.lrNow();
     this.adam.step += 1;
@@ -352,8 +350,9 @@ export class Trainer {
   async checkpoint(dir: string, extraMeta: Record<string, string> = {}): Promise<void> {
     const tensors = new Map<string, Tensor>();
     for (const [k, v] of await this.model.tensors(false)) tensors.set(k === 'quantizer.codebook' ? k : `param.${k}`, v);
-    const put = async (prefix: string, flat: np.Array) => {
-      const host = Float32Array.from((await flat.ref.data()) as Float32Array);
+    const put = async (prefix: string, buckets: np.Array[]) => {
+      const host: Float32Array[] = [];
+      for (const b of buckets) host.push(Float32Array.from((await b.ref.data()) as Float32Array));
       for (const [k, a] of unpackHost(this.layout, host)) tensors.set(prefix + k, { dtype: 'F32', shape: a.shape, data: a.data });
     };
     await put('adam.m.', this.adam.m);
