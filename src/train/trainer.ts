@@ -214,11 +214,17 @@ export class Trainer {
   private compile(): void {
     if (this.lossGrad) return;
     const cfg = this.cfg;
-    const vg = valueAndGrad((p: Trainable, b: TrainBatch) => selftokLoss(cfg, p as { enc: ModelParams['enc']; dec: ModelParams['dec'] }, b), { hasAux: true });
-    this.lossGrad = jit((p: Trainable, b: TrainBatch) => {
+    this.lossGrad = this.packedLossGrad((p: Trainable, b: TrainBatch) => selftokLoss(cfg, p as { enc: ModelParams['enc']; dec: ModelParams['dec'] }, b));
+  }
+
+  /** jit(valueAndGrad(loss)) with the gradients packed into the layout's buckets inside the jit (optim.ts). */
+  private packedLossGrad<B, A>(loss: (p: Trainable, b: B) => [np.Array, A]): OwnedFunction<(p: Trainable, b: B) => [[np.Array, A], np.Array[]]> {
+    const vg = valueAndGrad(loss as never, { hasAux: true }) as unknown as (p: Trainable, b: B) => [[np.Array, A], Params];
+    const packed = (p: Trainable, b: B) => {
       const [value, grads] = vg(p, b);
-      return [value, packTree(grads as unknown as Params, this.layout)];
-    }) as never;
+      return [value, packTree(grads, this.layout)];
+    };
+    return jit(packed as never) as never;
   }
 
   /** Normalised encoder outputs for k-means initialisation of the codebook. */
@@ -253,11 +259,7 @@ export class Trainer {
         this.perceptualWeights = net.weights(PERCEPTUAL_TAPS.at(-1));
         perceptual = { kind: 'mobilenet', net };
       }
-      const vg = valueAndGrad((p: Trainable, b: RendererBatch) => rendererLoss(cfg, p as { ren: RendererParams }, b, perceptual), { hasAux: true });
-      this.renderGrad = jit((p: Trainable, b: RendererBatch) => {
-        const [value, grads] = vg(p, b);
-        return [value, packTree(grads as unknown as Params, this.layout)];
-      }) as never;
+      this.renderGrad = this.packedLossGrad((p: Trainable, b: RendererBatch) => rendererLoss(cfg, p as { ren: RendererParams }, b, perceptual));
     }
     const lambdaP = perceptualWeight(this.step, this.totalSteps || this.step + 1);
     const batch: RendererBatch = {
