@@ -9,13 +9,14 @@ import { deviceOption, guidanceOption, loadModel, modelOption, parseInt10, progr
 export function evalCommand(): Command {
   const cmd = new Command('eval')
     .description("reconstruction quality on a data source's held-out split: PSNR, SSIM, no-token baseline, progressive curve, bpp, PNG grids")
-    .requiredOption('--data <source>', 'shapes | photos | mnist | a folder of images')
+    .requiredOption('--data <source>', 'shapes | photos | photos+skimage | corpus | mnist | a folder of images')
     .requiredOption('--report <file.md>', 'markdown report (PNG grids are written next to it)')
     .option('--json <file>', 'also write the figures as JSON')
     .option('--limit <n>', 'number of held-out images', parseInt10('--limit', 2), 64)
     .option('--steps <n>', 'Euler steps', parseInt10('--steps', 1), 50)
     .option('--seed <n>', 'noise seed', parseInt10('--seed'), 0)
     .option('--renderer', 'also measure the one-step renderer (the model must have one)', false)
+    .option('--no-probes', 'skip the no-token decode, the progressive curve and the token-swap probe (a quick checkpoint figure)')
     .addHelpText('after', '\nExample:\n  selftok eval --model runs/tiny --data shapes --limit 64 --report runs/tiny/eval.md --json runs/tiny/eval.json\n');
   return deviceOption(guidanceOption(modelOption(cmd))).action(async (o) => {
     if (!o.report.endsWith('.md')) throw new UserError(`--report ${o.report}: must be a .md file`);
@@ -30,6 +31,7 @@ export function evalCommand(): Command {
       seed: o.seed,
       guidance: model.guidance(o.guidance),
       renderer: o.renderer || model.hasRenderer,
+      probes: o.probes,
       onProgress: (d, t, what) => {
         bar.update(d, what);
       },
@@ -42,10 +44,12 @@ export function evalCommand(): Command {
     if (o.json) out.add(o.json, JSON.stringify(result, null, 2) + '\n');
     out.commit();
     const prog = result.progressive.map((p) => `${p.tokens}:${p.psnr.toFixed(2)}`).join(' ');
+    const b = result.baselines;
     console.log(
-      `eval ${result.images} images: PSNR ${result.psnr.toFixed(2)} dB (no tokens ${result.psnrNoTokens.toFixed(2)}), SSIM ${result.ssim.toFixed(3)}, ` +
+      `eval ${result.images} images: PSNR ${result.psnr.toFixed(2)} dB${result.psnrNoTokens === undefined ? '' : ` (no tokens ${result.psnrNoTokens.toFixed(2)})`}, SSIM ${result.ssim.toFixed(3)}, colour error ${result.colourError.toFixed(2)}, ` +
         `${result.bitsPerPixel.toFixed(3)} bpp, progressive ${prog}` +
-        (result.renderer ? `, renderer PSNR ${result.renderer.psnr.toFixed(2)} SSIM ${result.renderer.ssim.toFixed(3)}` : '') +
+        (result.renderer ? `, renderer PSNR ${result.renderer.psnr.toFixed(2)} SSIM ${result.renderer.ssim.toFixed(3)} colour error ${result.renderer.colourError.toFixed(2)}` : '') +
+        `; thumbnails ${b.sameBits.side}² ${b.sameBits.psnr.toFixed(2)} dB / ${b.sameBits.ssim.toFixed(3)}, ${b.fourTimesBits.side}² ${b.fourTimesBits.psnr.toFixed(2)} dB / ${b.fourTimesBits.ssim.toFixed(3)}` +
         ` → ${o.report}`,
     );
   });
