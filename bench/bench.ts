@@ -5,6 +5,7 @@
 //                    [--torch PYTHON]   also time bench/torch_step.py (the same step in PyTorch)
 //                                       on the same shapes: CUDA when the device is webgpu,
 //                                       else the CPU with 1 thread (jax-js wasm is single-threaded)
+import '../src/engine/wasm-threads.ts';
 import { Command, Option } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
