@@ -63,14 +63,7 @@ export async function setupDevice(choice: DeviceChoice = 'auto'): Promise<Device
   if (!g.navigator) {
     Object.defineProperty(globalThis, 'navigator', { value: { userAgent: 'node' }, configurable: true, writable: true });
   }
-  // jax-js sizes its wasm worker pool from navigator.hardwareConcurrency and assumes 4
-  // when it is missing (Node): on a 2-core machine that oversubscribes the cores.
-  const nav = (globalThis as { navigator: { hardwareConcurrency?: number } }).navigator;
-  if (!nav.hardwareConcurrency || process.env.SELFTOK_THREADS) {
-    const { availableParallelism } = await import('node:os');
-    const n = Number(process.env.SELFTOK_THREADS) || availableParallelism();
-    Object.defineProperty(nav, 'hardwareConcurrency', { value: n, configurable: true });
-  }
+  // the wasm worker pool (threads) is decided when jax-js is imported: see wasm-threads.ts
   const available = await init();
   let device: Device;
   if (choice === 'auto') device = haveGpu && available.includes('webgpu') ? 'webgpu' : 'wasm';
