@@ -37,7 +37,7 @@ export function decodeCommand(): Command {
     const model = loadModel(o.model);
     const t = tokensFor(model, file, o.order);
     if (o.keep !== undefined && o.keep > model.K) throw new UserError(`--keep ${o.keep}: the model has only K = ${model.K} tokens`);
-    const size = model.cfg.image.size;
+    const size = model.imageSize;
     let pix: Float32Array;
     if (o.renderer) {
       pix = await model.render(t.ids, t.B);

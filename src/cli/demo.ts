@@ -24,7 +24,7 @@ export function demoCommand(): Command {
     if (!existsSync(o.images)) throw new UserError(`${o.images}: no such folder`);
     const files = readdirSync(o.images).filter((f) => /\.(png|jpe?g|webp)$/i.test(f)).sort().map((f) => join(o.images, f));
     if (!files.length) throw new UserError(`${o.images}: no images`);
-    const size = model.cfg.image.size;
+    const size = model.imageSize;
     const K = model.K;
     const pix = await Promise.all(files.map((f) => loadImage(f, size)));
     const B = pix.length;

@@ -18,7 +18,7 @@ export function encodeCommand(): Command {
     if (!/\.(json|npy)$/i.test(o.output)) throw new UserError(`${o.output}: the output must end in .json or .npy`);
     await startDevice(o.device);
     const model = loadModel(o.model);
-    const pix = await Promise.all(images.map((p) => loadImage(p, model.cfg.image.size)));
+    const pix = await Promise.all(images.map((p) => loadImage(p, model.imageSize)));
     let ids = await encodeAll(model, pix, Math.min(16, pix.length));
     const K = model.K;
     const order = o.order as TokenOrder;

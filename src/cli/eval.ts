@@ -23,7 +23,7 @@ export function evalCommand(): Command {
     await startDevice(o.device);
     const model = loadModel(o.model);
     if (o.renderer && !model.hasRenderer) throw new UserError(`${o.model}: --renderer given but this model has no renderer`);
-    const data = await openSource(o.data, model.cfg.image.size);
+    const data = await openSource(o.data, model.imageSize);
     const bar = progressBar('eval', 1);
     const { result, pngs } = await evaluate(model, data, {
       limit: o.limit,

@@ -18,7 +18,7 @@ export function reconstructCommand(): Command {
   return deviceOption(guidanceOption(modelOption(cmd))).action(async (images: string[], o) => {
     await startDevice(o.device);
     const model = loadModel(o.model);
-    const size = model.cfg.image.size;
+    const size = model.imageSize;
     const pix = await Promise.all(images.map((p) => loadImage(p, size)));
     const ids = await encodeAll(model, pix, Math.min(16, pix.length));
     let rec: Float32Array;

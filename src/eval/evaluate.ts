@@ -133,7 +133,7 @@ function bandChange(a: Float32Array, b: Float32Array, size: number): { low: numb
 export async function evaluate(model: Selftok, data: DataSource, o: EvalOptions): Promise<{ result: EvalResult; pngs: Map<string, Uint8Array> }> {
   const t0 = performance.now();
   const K = model.K;
-  const size = model.cfg.image.size;
+  const size = model.imageSize;
   // one chunk size for every batch: one compilation, and jax-js's wasm allocator (free lists
   // per size class, no coalescing) reuses the same buffers
   const chunk = Math.min(o.chunk ?? 16, o.limit);

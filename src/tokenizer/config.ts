@@ -6,6 +6,7 @@ import { UserError } from '../util/errors.ts';
 import { PACKAGE_ROOT } from '../util/paths.ts';
 import type { QuantizerConfig } from './quantizer.ts';
 import type { ScheduleConfig } from './schedule.ts';
+import type { VaeConfig } from '../vae/sd3-vae.ts';
 
 export type SelftokConfig = {
   name: string;
@@ -14,10 +15,25 @@ export type SelftokConfig = {
    * through `channels` and x0 = (input − shift)·scale (spec §1.1, SD3 latent format).
    */
   image: { size: number; channels: number; patch: number; scale: number; shift: number };
+  /**
+   * The latent seam with an autoencoder (diffusers style, src/vae/): when present, the
+   * tokenizer works on the VAE's scaled latents (image.size = the latent size, image.channels
+   * = vae.zChannels) and users give and get pixels of image.size × the VAE's factor.
+   */
+  vae?: VaeConfig;
   K: number;
   schedule: ScheduleConfig;
   quantizer: QuantizerConfig;
-  encoder: { depth: number; imageWidth: number; imageHeads: number; tokenWidth: number; tokenHeads: number; mlpRatio: number };
+  encoder: {
+    depth: number;
+    imageWidth: number;
+    imageHeads: number;
+    tokenWidth: number;
+    tokenHeads: number;
+    mlpRatio: number;
+    /** Image-stream positions: 'sincos' (computed, default) or 'table' (a stored [patches, width] tensor, as the official encoder's cropped pos_embed). */
+    posEmbed?: 'sincos' | 'table';
+  };
   decoder: {
     depth: number;
     width: number;
@@ -28,6 +44,12 @@ export type SelftokConfig = {
     prediction: 'velocity' | 'x0';
     /** > 0: a pixel head (decoder.ts) reads this many features per pixel through a 3×3 conv; 0: none. */
     outChannels: number;
+    /** Image-stream positions: 'sincos' (default) or 'table' (stored; the official decoder's crop of SD3's pos_embed). */
+    posEmbed?: 'sincos' | 'table';
+    /** Token-stream positions: 'sincos' of 1000 + 8k (default) or 'table' (stored, as the official checkpoint's context_pos_embed buffer, whatever precision it was saved in). */
+    contextPosEmbed?: 'sincos' | 'table';
+    /** Whether the renderer's canvas also gets the image-stream positions (default true; the official renderer: false). */
+    rendererImagePos?: boolean;
   };
   train: {
     batch: number;
@@ -53,8 +75,12 @@ export type SelftokConfig = {
     /** Random crops for folder/photo data: scale range of the crop side relative to the shorter side. */
     cropScale: [number, number];
   };
-  /** Sampler defaults: Euler steps, and the classifier-free guidance scale (1 = none, as the reference). */
-  sampler: { steps: number; guidance: number };
+  /**
+   * Sampler defaults: Euler steps, and the classifier-free guidance scale (1 = none, as the
+   * reference). `grid`: 'exact' (t_i = 1 − i/steps, τ_i exact integers; default) or 'float32'
+   * (the official sampler's float32 torch.linspace grid, truncated τ, float32 step sizes).
+   */
+  sampler: { steps: number; guidance: number; grid?: 'exact' | 'float32' };
 };
 
 export const CONFIG_DIR = join(PACKAGE_ROOT, 'configs');
@@ -122,6 +148,19 @@ export function validateConfig(raw: unknown, where: string): SelftokConfig {
   if (!(Number.isFinite(c.sampler.guidance) && c.sampler.guidance >= 0)) fail('sampler.guidance must be a number ≥ 0');
   if (!(c.train.cooldownFraction >= 0 && c.train.cooldownFraction <= 1)) fail('train.cooldownFraction must be in [0, 1]');
   if (c.decoder.prediction !== 'velocity' && c.decoder.prediction !== 'x0') fail(`decoder.prediction must be 'velocity' or 'x0'`);
+  for (const [key, v] of [['encoder.posEmbed', c.encoder.posEmbed], ['decoder.posEmbed', c.decoder.posEmbed], ['decoder.contextPosEmbed', c.decoder.contextPosEmbed]] as const) {
+    if (v !== undefined && v !== 'sincos' && v !== 'table') fail(`${key} must be 'sincos' or 'table'`);
+  }
+  if (c.sampler.grid !== undefined && c.sampler.grid !== 'exact' && c.sampler.grid !== 'float32') fail(`sampler.grid must be 'exact' or 'float32'`);
+  if (c.vae) {
+    const v = c.vae;
+    if (!(Number.isInteger(v.ch) && v.ch % 32 === 0 && v.ch > 0)) fail('vae.ch must be a positive multiple of 32 (GroupNorm has 32 groups)');
+    if (!Array.isArray(v.chMult) || !v.chMult.length || v.chMult.some((m) => !(Number.isInteger(m) && m > 0))) fail('vae.chMult must be a list of positive integers');
+    if (!(Number.isInteger(v.numResBlocks) && v.numResBlocks > 0)) fail('vae.numResBlocks must be a positive integer');
+    if (v.zChannels !== channels) fail(`vae.zChannels ${v.zChannels} must equal image.channels ${channels}`);
+    if (c.image.scale !== 1 || c.image.shift !== 0) fail('with a vae, image.scale must be 1 and image.shift 0 (the latent format is vae.scale and vae.shift)');
+    if (!(Number.isFinite(v.scale) && v.scale > 0 && Number.isFinite(v.shift))) fail('vae.scale must be a positive number and vae.shift a number');
+  }
   if (c.schedule.type === 'diti') {
     const sum = c.schedule.perStage.reduce((a, b) => a + b, 0);
     if (sum !== c.K) fail(`schedule.perStage sums to ${sum}, expected K = ${c.K}`);
@@ -129,7 +168,12 @@ export function validateConfig(raw: unknown, where: string): SelftokConfig {
   return c;
 }
 
-/** Bits per pixel of a token sequence: K·log2(C) / (H·W) (issue #2). */
+/** Side of the images users give and get: image.size, or with a VAE the latent size × its factor. */
+export function pixelSize(c: SelftokConfig): number {
+  return c.vae ? c.image.size * 2 ** (c.vae.chMult.length - 1) : c.image.size;
+}
+
+/** Bits per pixel of a token sequence: K·log2(C) / (H·W) of the pixel image (issue #2). */
 export function bitsPerPixel(c: SelftokConfig): number {
-  return (c.K * Math.log2(c.quantizer.codebookSize)) / (c.image.size * c.image.size);
+  return (c.K * Math.log2(c.quantizer.codebookSize)) / pixelSize(c) ** 2;
 }

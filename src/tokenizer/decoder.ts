@@ -37,7 +37,12 @@ type StreamBlock = { ada: Linear; qkv: Linear; proj: Linear; mlp: Mlp };
 type ContextBlock = StreamBlock & { pos: TimeEmbedder };
 type PreOnlyContextBlock = { ada: Linear; qkv: Linear };
 export type DecoderParams = {
-  xEmbed: Linear;
+  /** Patch embedding of x_t (absent in a renderer, which has no x_t). */
+  xEmbed?: Linear;
+  /** Image-stream position table [patches, width] (decoder.posEmbed 'table'). */
+  pos?: np.Array;
+  /** Token-stream position table [K, width] (decoder.contextPosEmbed 'table'). */
+  ctxPos?: np.Array;
   tEmbed: TimeEmbedder;
   ctxEmbed: Linear;
   blocks: { x: StreamBlock; ctx: ContextBlock | PreOnlyContextBlock }[];
@@ -65,8 +70,11 @@ export function initDecoder(cfg: SelftokConfig, init: Init): DecoderParams {
         : { ...stream(), pos: initTimeEmbedder(init, D) },
     });
   }
+  const g = cfg.image.size / p;
   return {
     xEmbed: initLinear(init, p * p * C, D),
+    ...(cfg.decoder.posEmbed === 'table' ? { pos: np.array(sincos2d(g, g, D)).reshape([g * g, D]) } : {}),
+    ...(cfg.decoder.contextPosEmbed === 'table' ? { ctxPos: np.array(sincos1d(tokenPositions(cfg.K), D)).reshape([cfg.K, D]) } : {}),
     tEmbed: initTimeEmbedder(init, D),
     ctxEmbed: initLinear(init, cfg.quantizer.dim, D),
     blocks,
@@ -117,6 +125,8 @@ export type DecoderInputs = {
   drop: np.Array | null;
   /** Renderer: context rows do not attend the image stream (context_see_xt = False). */
   contextSeesImage: boolean;
+  /** Add the image-stream positions to imageTokens (default true; the official renderer's canvas carries its own). */
+  imagePos?: boolean;
 };
 
 /** The joint-attention network; returns the image-stream output B×H×W×C (velocity or x̂0). */
@@ -128,10 +138,11 @@ export function decoderNet(p: DecoderParams, cfg: SelftokConfig, inp: DecoderInp
   const N = g * g;
   const B = inp.t.shape[0];
 
-  let x = inp.imageTokens.add(np.array(sincos2d(g, g, D)).reshape([1, N, D]));
+  let x = inp.imageTokens;
+  if (inp.imagePos ?? true) x = x.add(p.pos ? p.pos.ref.reshape([1, N, D]) : np.array(sincos2d(g, g, D)).reshape([1, N, D]));
   const c = nn.silu(timeEmbedder(p.tEmbed, timestepFeaturesGraph(inp.t.mul(1000))));
   let ctx = linear(p.ctxEmbed, inp.tokens.mul(inp.mask.ref.reshape([B, K, 1]))).add(
-    np.array(sincos1d(tokenPositions(K), D)).reshape([1, K, D]),
+    p.ctxPos ? p.ctxPos.ref.reshape([1, K, D]) : np.array(sincos1d(tokenPositions(K), D)).reshape([1, K, D]),
   );
   let mask = inp.mask;
   if (inp.drop) {
@@ -193,5 +204,6 @@ export function decoderNet(p: DecoderParams, cfg: SelftokConfig, inp: DecoderInp
 
 /** Patch-embed x_t for the diffusion decoder. */
 export function embedNoisy(p: DecoderParams, cfg: SelftokConfig, xt: np.Array): np.Array {
+  if (!p.xEmbed) throw new Error('internal: a renderer network has no x_t embedding');
   return linear(p.xEmbed, patchify(xt, cfg.image.patch));
 }

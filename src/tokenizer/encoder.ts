@@ -35,6 +35,8 @@ type ImageBlock = { qkv: Linear; proj: Linear; mlp: Mlp };
 type TokenBlock = { pos: TimeEmbedder; ada: Linear; imgKv: Linear; qkv: Linear; proj: Linear; mlp: Mlp };
 export type EncoderParams = {
   patch: Linear;
+  /** Image-stream position table [patches, imageWidth] (encoder.posEmbed 'table'). */
+  pos?: np.Array;
   queries: np.Array;
   img: ImageBlock[];
   tok: TokenBlock[];
@@ -64,8 +66,10 @@ export function initEncoder(cfg: SelftokConfig, init: Init): EncoderParams {
       mlp: initMlp(init, Dq, mlpRatio * Dq),
     });
   }
+  const g = cfg.image.size / p;
   return {
     patch: initLinear(init, p * p * C, Di),
+    ...(cfg.encoder.posEmbed === 'table' ? { pos: np.array(sincos2d(g, g, Di)).reshape([g * g, Di]) } : {}),
     queries: init.normal([cfg.K, Dq], 0.02),
     img,
     tok,
@@ -84,7 +88,8 @@ export function encodeFeatures(p: EncoderParams, cfg: SelftokConfig, x0: np.Arra
   const B = x0.shape[0];
   const g = size / patch;
   const K = cfg.K;
-  let x = linear(p.patch, patchify(x0, patch)).add(np.array(sincos2d(g, g, cfg.encoder.imageWidth)).reshape([1, g * g, -1]));
+  const pos = p.pos ? p.pos.ref.reshape([1, g * g, -1]) : np.array(sincos2d(g, g, cfg.encoder.imageWidth)).reshape([1, g * g, -1]);
+  let x = linear(p.patch, patchify(x0, patch)).add(pos);
   let q = np.broadcastTo(p.queries.ref.reshape([1, K, Dq]), [B, K, Dq]);
   const posFeat = timestepFeatures(tokenPositions(K));
   for (let l = 0; l < p.tok.length; l++) {

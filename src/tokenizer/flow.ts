@@ -87,11 +87,39 @@ export function tokenGradScale(t: Float32Array, lossTMin: number, encoderLossTMi
 /** One step of the sampler grid: t_i, the step size to t_{i+1}, and τ_i for the token mask. */
 export type SamplerStep = { t: number; dt: number; tau: number };
 
-/** Uniform grid t_i = 1 − i/steps (spec §7). */
-export function eulerGrid(steps: number): SamplerStep[] {
+/**
+ * Uniform grid t_i = 1 − i/steps (spec §7). `float32` reproduces the official sampler
+ * (rectified_flow.py make_schedule + p_sample_loop) bit for bit: t_i from torch.linspace(1, 0,
+ * steps + 1) in float32 (start + step·i for the first half, end − step·(steps − i) for the
+ * second, step = float32(−1/steps)), τ_i = int64(float32(t_i·1000)), Δt_i = float32(t_i − t_{i+1}).
+ */
+export function eulerGrid(steps: number, grid: 'exact' | 'float32' = 'exact'): SamplerStep[] {
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`sampler steps must be a positive integer, got ${steps}`);
+  if (grid === 'float32') {
+    const t = torchLinspace32(1, 0, steps + 1);
+    return Array.from({ length: steps }, (_, i) => ({ t: t[i], dt: Math.fround(t[i] - t[i + 1]), tau: Math.trunc(Math.fround(t[i] * 1000)) }));
+  }
   const taus = samplerTaus(steps);
   return taus.map((tau, i) => ({ t: 1 - i / steps, dt: 1 / steps, tau }));
+}
+
+/**
+ * torch.linspace(start, end, n) for float32 (ATen's RangeFactoriesKernel: symmetric halves,
+ * start + step·i for the first, end − step·(n − 1 − i) for the second, step = float32((end −
+ * start)/(n − 1)); each value rounded to float32 once, as its fused multiply-add does; checked
+ * against torch 2.13 on all 51 points of the 50-step grid).
+ */
+export function torchLinspace32(start: number, end: number, n: number): Float32Array {
+  const f = Math.fround;
+  const out = new Float32Array(n);
+  if (n === 1) {
+    out[0] = start;
+    return out;
+  }
+  const step = f((f(end) - f(start)) / (n - 1));
+  const half = Math.floor(n / 2);
+  for (let i = 0; i < n; i++) out[i] = i < half ? f(f(start) + step * i) : f(f(end) - step * (n - i - 1));
+  return out;
 }
 
 /**

@@ -1,15 +1,19 @@
 // The public model: config + weights + codebook, with encode / decode (and render,
 // see renderer.ts). The CLI and the demo are thin layers over this class.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { jit, numpy as np, random, tree, type OwnedFunction } from '@jax-js/jax';
-import { flattenParams, Init, mapParams, type Params } from '../nn/params.ts';
-import { encodeSafetensors, readSafetensors, toHalf, asFloat32, type Tensor } from '../io/safetensors.ts';
+import { countParams, flattenParams, Init, mapParams, type Params } from '../nn/params.ts';
+import { fromHalf, readSafetensorsMetadata, toHalf, type Tensor } from '../io/safetensors.ts';
+import { writeSafetensorsStreamed } from '../io/safetensors-stream.ts';
+import { openCheckpoint } from '../import/checkpoint.ts';
+import { activeDevice } from '../engine/device.ts';
+import { decodeLatents, encodeLatents, initVae, type VaeDecoderParams, type VaeEncoderParams, type VaeParams } from '../vae/sd3-vae.ts';
 import { UserError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fsx.ts';
 import { Rng } from '../util/rng.ts';
-import { bitsPerPixel, validateConfig, type SelftokConfig } from './config.ts';
+import { bitsPerPixel, pixelSize, validateConfig, type SelftokConfig } from './config.ts';
 import { decoderNet, embedNoisy, initDecoder, type DecoderParams } from './decoder.ts';
 import { encodeFeatures, initEncoder, postNorm, type EncoderParams } from './encoder.ts';
 import { eulerGrid, SAMPLER_T_MIN, stepMask, toVelocity } from './flow.ts';
@@ -17,7 +21,24 @@ import { CodebookState, l2normalize } from './quantizer.ts';
 import { TokenSchedule } from './schedule.ts';
 import { initRenderer, renderNet, type RendererParams } from './renderer.ts';
 
-export type ModelParams = { enc: EncoderParams; dec: DecoderParams; ren?: RendererParams };
+/** `vae`: the autoencoder behind the latent seam (config `vae`), frozen. */
+export type ModelParams = { enc: EncoderParams; dec: DecoderParams; ren?: RendererParams; vae?: VaeParams };
+
+/** An Init whose arrays are lazy zeros (no memory, no host work): the shapes of a model to load into. */
+export class ShapeInit extends Init {
+  constructor() {
+    super(new Rng(0));
+  }
+  override normal(shape: number[]): np.Array {
+    return np.zeros(shape);
+  }
+  override xavier(fanIn: number, fanOut: number): np.Array {
+    return np.zeros([fanIn, fanOut]);
+  }
+}
+
+/** Device memory above which the wasm device (4 GiB address space) cannot hold a model's float32 weights. */
+const WASM_WEIGHT_LIMIT = 3.2 * 2 ** 30;
 
 export type DecodeOptions = {
   steps?: number;
@@ -30,8 +51,23 @@ export type DecodeOptions = {
    * reference's setting, and the default) runs the conditional pass only.
    */
   guidance?: number;
+  /** The initial noise (B×h×w×c in the decoder's data space, row-major) instead of drawing it from `seed`. */
+  noise?: Float32Array;
   onStep?: (i: number, n: number) => void;
 };
+
+/** sha256 of a file's bytes (16 hex), read in chunks: the model's identity in token files. */
+export function fileFingerprint(path: string): string {
+  const h = createHash('sha256');
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(1 << 24);
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex').slice(0, 16);
+}
 
 /** One compiled Euler step: (decoder, x, t, Δt, tokens, mask, guidance) → next x. */
 type EulerStep = (dec: DecoderParams, x: np.Array, t: np.Array, dt: np.Array, tokens: np.Array, mask: np.Array, w: np.Array) => np.Array;
@@ -55,6 +91,10 @@ export class Selftok {
   get K(): number {
     return this.cfg.K;
   }
+  /** Side of the (square) images users give and get, in pixels. */
+  get imageSize(): number {
+    return pixelSize(this.cfg);
+  }
   get codebookSize(): number {
     return this.cfg.quantizer.codebookSize;
   }
@@ -72,17 +112,18 @@ export class Selftok {
     return !!this.params.ren;
   }
 
-  static create(cfg: SelftokConfig, seed = 0): Selftok {
+  static create(cfg: SelftokConfig, seed = 0, init?: Init): Selftok {
     const rng = new Rng(seed);
-    const init = new Init(rng.fork());
+    init ??= new Init(rng.fork());
     const params: ModelParams = { enc: initEncoder(cfg, init), dec: initDecoder(cfg, init) };
+    if (cfg.vae) params.vae = initVae(cfg.vae, init);
     return new Selftok(cfg, params, new CodebookState(cfg.quantizer, cfg.K, rng.fork()));
   }
 
   /** Add a one-step renderer, initialised from the diffusion decoder where shapes match (spec §8.1). */
-  addRenderer(seed = 0): void {
+  addRenderer(seed = 0, init: Init = new Init(new Rng(seed))): void {
     if (this.params.ren) return;
-    this.params.ren = initRenderer(this.cfg, new Init(new Rng(seed)), this.params.dec);
+    this.params.ren = initRenderer(this.cfg, init, this.params.dec);
   }
 
   /**
@@ -107,7 +148,11 @@ export class Selftok {
 
   // ---------------------------------------------------------------- files -----------
 
-  /** Load `DIR/config.json` + `DIR/model.safetensors`, checking every tensor's name and shape. */
+  /**
+   * Load `DIR/config.json` + `DIR/model.safetensors`, checking every tensor's name and shape.
+   * Tensors are read one at a time (a model can be larger than memory allows for one buffer),
+   * and a model whose float32 weights cannot fit the wasm device stops before loading.
+   */
   static load(dir: string): Selftok {
     const cfgPath = join(dir, 'config.json');
     const wPath = join(dir, 'model.safetensors');
@@ -120,38 +165,54 @@ export class Selftok {
       throw new UserError(`${cfgPath}: not valid JSON (${(e as Error).message})`);
     }
     const cfg = validateConfig(raw, cfgPath);
-    const bytes = readFileSync(wPath);
-    const file = readSafetensors(wPath);
-    const model = Selftok.create(cfg, 0);
-    if (file.tensors.has('ren.canvas')) model.addRenderer(0);
-    model.loadTensors(file.tensors, wPath);
-    model.fingerprint = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
-    model.step = Number(file.metadata.step ?? 0);
-    return model;
+    const ck = openCheckpoint(wPath);
+    try {
+      const keys = ck.keys();
+      const model = Selftok.create(cfg, 0, new ShapeInit());
+      if (keys.has('ren.canvas')) model.addRenderer(0, new ShapeInit());
+      const bytes = 4 * countParams(model.params as unknown as Params);
+      if (activeDevice() === 'wasm' && bytes > WASM_WEIGHT_LIMIT) {
+        throw new UserError(
+          `${dir}: its weights take ${(bytes / 2 ** 30).toFixed(1)} GiB as float32 and the wasm device addresses 4 GiB in all: run it with --device webgpu`,
+        );
+      }
+      const read = (name: string, shape: number[]): Float32Array => {
+        const info = keys.get(name);
+        if (!info) throw new UserError(`${wPath}: missing tensor ${name}`);
+        if (info.shape.join('x') !== shape.join('x')) throw new UserError(`${wPath}: tensor ${name} has shape [${info.shape}], model expects [${shape}]`);
+        return ck.read(name);
+      };
+      model.loadWith(read, wPath);
+      model.fingerprint = fileFingerprint(wPath);
+      model.step = Number(readSafetensorsMetadata(wPath).step ?? 0);
+      return model;
+    } finally {
+      ck.close();
+    }
   }
 
   /** Replace weights and codebook from tensors (shape-checked; every parameter must be present). */
   loadTensors(tensors: Map<string, Tensor>, where: string): void {
-    const cb = tensors.get('quantizer.codebook');
-    if (!cb) throw new UserError(`${where}: missing tensor quantizer.codebook`);
-    const C = this.codebookSize;
-    const d = this.cfg.quantizer.dim;
-    if (cb.shape.join('x') !== `${C}x${d}`) {
-      throw new UserError(`${where}: quantizer.codebook has shape [${cb.shape}], config expects [${C},${d}]`);
-    }
-    const fresh = this.params as unknown as Params;
-    const loaded = mapParams(fresh, (name, leaf) => {
+    this.loadWith((name, shape) => {
       const t = tensors.get(name);
       if (!t) throw new UserError(`${where}: missing tensor ${name}`);
-      if (t.shape.join('x') !== leaf.shape.join('x')) {
-        throw new UserError(`${where}: tensor ${name} has shape [${t.shape}], model expects [${leaf.shape}]`);
-      }
-      return np.array(asFloat32(t)).reshape(t.shape);
-    });
+      if (t.shape.join('x') !== shape.join('x')) throw new UserError(`${where}: tensor ${name} has shape [${t.shape}], model expects [${shape}]`);
+      return t.dtype === 'F16' ? fromHalf(t.data as Uint16Array) : Float32Array.from(t.data);
+    }, where);
+  }
+
+  /** Fill every parameter and the codebook from `read(name, expected shape)`. */
+  private loadWith(read: (name: string, shape: number[]) => Float32Array, where: string): void {
+    const C = this.codebookSize;
+    const d = this.cfg.quantizer.dim;
+    const cb = read('quantizer.codebook', [C, d]);
+    const fresh = this.params as unknown as Params;
+    const loaded = mapParams(fresh, (name, leaf) => np.array(read(name, leaf.shape)).reshape(leaf.shape));
     tree.dispose(fresh);
     this.params = loaded as unknown as ModelParams;
-    this.codebook.codebook.set(asFloat32(cb));
+    this.codebook.codebook.set(cb);
     this.codebook.initialized = true;
+    void where;
   }
 
   /** Weights and codebook as named tensors (float32, or float16 for shipping). */
@@ -168,10 +229,12 @@ export class Selftok {
 
   /** Write config.json + model.safetensors atomically; updates the fingerprint. */
   async save(dir: string, opts: { half?: boolean } = {}): Promise<void> {
-    const bytes = encodeSafetensors(await this.tensors(opts.half), { format: 'selftok', step: String(this.step), config: this.cfg.name });
+    const path = join(dir, 'model.safetensors');
+    const tensors = await this.tensors(opts.half);
+    const pending = new Map([...tensors].map(([name, t]) => [name, { dtype: t.dtype, shape: t.shape, data: () => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) }]));
+    await writeSafetensorsStreamed(path, pending, { format: 'selftok', step: String(this.step), config: this.cfg.name });
     writeFileAtomic(join(dir, 'config.json'), JSON.stringify(this.cfg, null, 2) + '\n');
-    writeFileAtomic(join(dir, 'model.safetensors'), bytes);
-    this.fingerprint = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+    this.fingerprint = fileFingerprint(path);
   }
 
   // ------------------------------------------------------------- compute -----------
@@ -205,20 +268,40 @@ export class Selftok {
     return np.array(this.codebook.codebook).reshape([this.codebookSize, this.cfg.quantizer.dim]);
   }
 
-  /** Images B×H×W×C in [−1, 1] (flat) → token ids B×K in encoder order. */
+  /** Images B×P×P×3 in [−1, 1] (flat; P = imageSize) → token ids B×K in encoder order. */
   async encode(images: Float32Array, B: number): Promise<Int32Array> {
-    const { size, channels } = this.cfg.image;
-    if (images.length !== B * size * size * channels) throw new Error(`internal: encode got ${images.length} values for ${B} images`);
+    const P = this.imageSize;
+    const inChannels = this.cfg.vae ? 3 : this.cfg.image.channels;
+    if (images.length !== B * P * P * inChannels) throw new Error(`internal: encode got ${images.length} values for ${B} images`);
     const f = this.cached('encode', () =>
-      jit((enc: EncoderParams, codebook: np.Array, x: np.Array) => {
-        const z = l2normalize(encodeFeatures(enc, this.cfg, this.toData(x)));
+      jit((enc: EncoderParams, vae: { encoder?: VaeEncoderParams }, codebook: np.Array, x: np.Array) => {
+        const z = l2normalize(encodeFeatures(enc, this.cfg, this.pixelsToData(vae.encoder, x)));
         const ids = np.argmax(np.matmul(z, codebook.transpose()), -1);
         tree.dispose(enc);
+        tree.dispose(vae);
         return ids;
       }),
     );
-    const ids = f(tree.ref(this.params.enc), this.codebookArray(), np.array(images).reshape([B, size, size, channels]));
+    const ids = f(tree.ref(this.params.enc), this.vaePart('encoder'), this.codebookArray(), np.array(images).reshape([B, P, P, inChannels]));
     return Int32Array.from((await ids.data()) as Int32Array);
+  }
+
+  /** The VAE's encoder or decoder params (borrowed refs) for a jitted function, or {} without a VAE. */
+  private vaePart(which: 'encoder'): { encoder?: VaeEncoderParams };
+  private vaePart(which: 'decoder'): { decoder?: VaeDecoderParams };
+  private vaePart(which: 'encoder' | 'decoder'): object {
+    const v = this.params.vae;
+    return v ? { [which]: tree.ref(v[which]) } : {};
+  }
+
+  /** Pixels → the decoder's data space: the VAE's scaled latents, or (x − shift)·scale. */
+  private pixelsToData(vaeEnc: VaeEncoderParams | undefined, x: np.Array): np.Array {
+    return this.cfg.vae ? encodeLatents(this.cfg.vae, vaeEnc!, x) : this.toData(x);
+  }
+
+  /** The decoder's data space → pixels in [−1, 1] (clamped). */
+  private dataToPixels(vaeDec: VaeDecoderParams | undefined, x: np.Array): np.Array {
+    return np.clip(this.cfg.vae ? decodeLatents(this.cfg.vae, vaeDec!, x) : this.fromData(x), -1, 1);
   }
 
   /** Post-LN token embeddings for ids (B×K): LayerNorm(codebook[ids]) (spec §4.2). */
@@ -258,8 +341,14 @@ export class Selftok {
     const { size, channels } = this.cfg.image;
     const h = this.embedIds(ids, B);
     const stepFn = w === 1 ? this.eulerStep() : this.guidedEulerStep();
-    let x = random.normal(random.key(opts.seed ?? 0), [B, size, size, channels]);
-    const grid = eulerGrid(steps);
+    let x: np.Array;
+    if (opts.noise) {
+      if (opts.noise.length !== B * size * size * channels) throw new UserError(`--noise: expected ${B}×${size}×${size}×${channels} = ${B * size * size * channels} values, got ${opts.noise.length}`);
+      x = np.array(opts.noise).reshape([B, size, size, channels]);
+    } else {
+      x = random.normal(random.key(opts.seed ?? 0), [B, size, size, channels]);
+    }
+    const grid = eulerGrid(steps, this.cfg.sampler.grid);
     for (let i = 0; i < grid.length; i++) {
       const s = grid[i];
       const mask = np.array(stepMask(this.schedule, B, s.tau, keep)).reshape([B, this.K]);
@@ -270,7 +359,14 @@ export class Selftok {
       opts.onStep?.(i + 1, grid.length);
     }
     h.dispose();
-    const out = np.clip(this.fromData(x), -1, 1);
+    const toPixels = this.cached('to-pixels', () =>
+      jit((vae: { decoder?: VaeDecoderParams }, data: np.Array) => {
+        const px = this.dataToPixels(vae.decoder, data);
+        tree.dispose(vae);
+        return px;
+      }),
+    );
+    const out = toPixels(this.vaePart('decoder'), x);
     return Float32Array.from((await out.data()) as Float32Array);
   }
 
@@ -325,13 +421,14 @@ export class Selftok {
     this.checkIds(ids, B, 'tokens');
     const h = this.embedIds(ids, B);
     const f = this.cached('render', () =>
-      jit((ren: RendererParams, tokens: np.Array) => {
-        const out = renderNet(ren, this.cfg, tokens);
+      jit((ren: RendererParams, vae: { decoder?: VaeDecoderParams }, tokens: np.Array) => {
+        const out = this.dataToPixels(vae.decoder, renderNet(ren, this.cfg, tokens));
         tree.dispose(ren);
-        return np.clip(this.fromData(out), -1, 1);
+        tree.dispose(vae);
+        return out;
       }),
     );
-    const out = f(tree.ref(this.params.ren), h);
+    const out = f(tree.ref(this.params.ren), this.vaePart('decoder'), h);
     return Float32Array.from((await out.data()) as Float32Array);
   }
 

@@ -16,8 +16,17 @@ export function initRenderer(cfg: SelftokConfig, init: Init, from: DecoderParams
   return {
     canvas: init.normal([D], 1 / Math.sqrt(D)),
     canvasPos: init.normal([g * g, D], 1 / Math.sqrt(D)),
-    net: tree.map((a: np.Array) => a.ref.add(0), from) as DecoderParams, // a copy, not an alias
+    net: rendererNet(cfg, tree.map((a: np.Array) => a.ref.add(0), from) as DecoderParams), // a copy, not an alias
   };
+}
+
+/** The decoder parameters a renderer uses: no x_t patch embedding, and no image positions when its canvas carries them. */
+function rendererNet(cfg: SelftokConfig, net: DecoderParams): DecoderParams {
+  const { xEmbed, pos, ...rest } = net;
+  tree.dispose(xEmbed);
+  const keepPos = (cfg.decoder.rendererImagePos ?? true) && pos;
+  if (pos && !keepPos) pos.dispose();
+  return keepPos ? { ...rest, pos } : rest;
 }
 
 /** tokens: post-LN embeddings B×K×d → x̂0 B×H×W×C (data space). */
@@ -33,5 +42,6 @@ export function renderNet(ren: RendererParams, cfg: SelftokConfig, tokens: np.Ar
     mask: np.ones([B, cfg.K]),
     drop: null,
     contextSeesImage: false,
+    imagePos: cfg.decoder.rendererImagePos ?? true,
   });
 }

@@ -101,6 +101,8 @@ export class Trainer {
     readonly mode: TrainMode = 'tokenizer',
   ) {
     const cfg = model.cfg;
+    // the VAE seam is for running released models; training here is in pixel space
+    if (cfg.vae) throw new UserError(`config ${cfg.name}: training a model with a vae (latent seam) is not supported; train in pixel space (no 'vae' section)`);
     if (mode === 'renderer' && !model.hasRenderer) model.addRenderer(rng.nextU32());
     this.layout = paramLayout(this.trainable() as unknown as Params);
     this.adam = adam ? adam(this.layout) : adamInit(this.layout);
