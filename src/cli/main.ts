@@ -13,6 +13,7 @@ import { demoCommand } from './demo.ts';
 import { trainRendererCommand } from './train-renderer.ts';
 import { exportCommand } from './export.ts';
 import { corpusCommand } from './corpus.ts';
+import { importCommand } from './import.ts';
 
 const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
 
@@ -22,7 +23,7 @@ const program = new Command('selftok')
   .showHelpAfterError()
   .exitOverride();
 
-for (const c of [trainCommand(), encodeCommand(), decodeCommand(), reconstructCommand(), evalCommand(), demoCommand(), trainRendererCommand(), exportCommand(), corpusCommand()]) {
+for (const c of [trainCommand(), encodeCommand(), decodeCommand(), reconstructCommand(), evalCommand(), demoCommand(), trainRendererCommand(), exportCommand(), corpusCommand(), importCommand()]) {
   program.addCommand(c.exitOverride());
 }
 

@@ -3,6 +3,7 @@
 // Order "encoder" = index 0 (finest, always visible) first; "ar" = reversed, coarse to
 // fine, what an autoregressive model consumes (spec §2.4, §12.2).
 import { readFileSync } from 'node:fs';
+import { parseNpy } from './npy.ts';
 import { UserError } from '../util/errors.ts';
 
 export type TokenOrder = 'encoder' | 'ar';
@@ -44,20 +45,9 @@ export function encodeNpyInt32(ids: Int32Array, B: number, K: number): Uint8Arra
 }
 
 export function decodeNpyInt(bytes: Uint8Array, where: string): { ids: Int32Array; B: number; K: number } {
-  const magic = Buffer.from(bytes.subarray(0, 6)).toString('latin1');
-  if (bytes.length < 10 || magic !== '\x93NUMPY') throw new UserError(`${where}: not a .npy file`);
-  const major = bytes[6];
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const hlen = major === 1 ? dv.getUint16(8, true) : dv.getUint32(8, true);
-  const hstart = major === 1 ? 10 : 12;
-  const header = Buffer.from(bytes.subarray(hstart, hstart + hlen)).toString('latin1');
-  const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
-  const fortran = /'fortran_order':\s*True/.test(header);
-  const shape = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1].split(',').map((s) => s.trim()).filter(Boolean).map(Number);
-  if (!descr || !shape || shape.length !== 2) throw new UserError(`${where}: expected a 2-D (images × tokens) array`);
-  if (fortran) throw new UserError(`${where}: Fortran-ordered arrays are not supported`);
+  const { descr, shape, data } = parseNpy(bytes, where);
+  if (shape.length !== 2) throw new UserError(`${where}: expected a 2-D (images × tokens) array`);
   const [B, K] = shape;
-  const data = bytes.subarray(hstart + hlen);
   const width = { '<i4': 4, '<i8': 8, '<u2': 2, '<i2': 2, '|u1': 1 }[descr];
   if (!width) throw new UserError(`${where}: unsupported dtype ${descr} (expected integer ids)`);
   if (data.length < B * K * width) throw new UserError(`${where}: truncated (${data.length} bytes of data for shape ${B}×${K})`);
