@@ -22,6 +22,12 @@ function run(...args: string[]): { code: number; out: string; err: string } {
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr.split('\n').filter((l) => l && !l.startsWith('selftok: device')).join('\n') };
 }
 
+/** Commands that compute nothing (import, corpus) take no --device. */
+function runPlain(...args: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: dir, timeout: 120_000 });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr.split('\n').filter((l) => l && !l.startsWith('import: ')).join('\n') };
+}
+
 function expectError(r: ReturnType<typeof run>, pattern: RegExp): void {
   assert.notEqual(r.code, 0, `should fail: ${r.out}`);
   assert.equal(r.err.split('\n').length, 1, `one line: ${r.err}`);
@@ -143,4 +149,62 @@ test('unknown config or data source, --steps 0, a bad --guidance, --resume with 
   mkdirSync(join(dir, 'run'));
   copyFileSync(join(model, 'model.safetensors'), join(dir, 'run', 'train-state.safetensors'));
   expectError(run('train', '--config', 'tiny', '--data', 'shapes', '--out', 'run', '--steps', '1'), /run: already holds a training run \(train-state\.safetensors\); use --resume/);
+});
+
+test('import → encode → decode --noise on the official fixtures; bad import inputs are one-line errors with nothing written', async () => {
+  const F = resolve('test/fixtures/official');
+  const facts = JSON.parse(readFileSync(join(F, 'facts.json'), 'utf8'));
+  let r = runPlain('import', '--tokenizer', join(F, 'tokenizer.pth'), '--renderer', join(F, 'renderer.safetensors'), '--vae', join(F, 'vae.safetensors'), '--out', 'off', '--size', '128', '--stages', '200,400,600,800,1000', '--per-stage', '6,6,2,1,1');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /imported 328 tensors, 3\.6 M parameters .* VAE layout sai/);
+  // the fixture's image, as the pipeline read it, through the CLI
+  const { openCheckpoint } = await import('../src/import/checkpoint.ts');
+  const io = openCheckpoint(join(F, 'io.safetensors'));
+  writeFileSync(join(dir, 'fixture.png'), await encodePng(io.read('image'), 128, 128));
+  r = run('encode', 'fixture.png', '--model', 'off', '-o', 'off-tok.json');
+  assert.equal(r.code, 0, r.err);
+  // the PNG's 8-bit rounding may move a token; most must match the pipeline's
+  const ids: number[] = JSON.parse(readFileSync(join(dir, 'off-tok.json'), 'utf8')).images[0].ids;
+  assert.ok(ids.filter((v, i) => v === facts.tokens[0][i]).length >= 12, `${ids} vs ${facts.tokens[0]}`);
+  // decode the pipeline's own tokens from its recorded noise (B×C×h×w, PyTorch layout)
+  const noise = io.read('decoding_noise'); // NHWC in the fixture: write it back as NCHW
+  const nchw = new Float32Array(noise.length);
+  for (let c = 0; c < 16; c++) for (let i = 0; i < 256; i++) nchw[c * 256 + i] = noise[i * 16 + c];
+  const header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 16, 16, 16), }";
+  const pad = 64 - ((10 + header.length + 1) % 64);
+  const npy = Buffer.concat([Buffer.from([0x93]), Buffer.from('NUMPY'), Buffer.from([1, 0]), Buffer.alloc(2), Buffer.from(header + ' '.repeat(pad) + '\n', 'latin1'), Buffer.from(nchw.buffer)]);
+  npy.writeUInt16LE(header.length + pad + 1, 8);
+  writeFileSync(join(dir, 'noise.npy'), npy);
+  writeFileSync(join(dir, 'pipe-tok.npy'), Buffer.concat([Buffer.from([0x93]), Buffer.from('NUMPY'), Buffer.from([1, 0]), (() => { const b = Buffer.alloc(2); b.writeUInt16LE(118); return b; })(), Buffer.from("{'descr': '<i4', 'fortran_order': False, 'shape': (1, 16), }".padEnd(117) + '\n', 'latin1'), Buffer.from(Int32Array.from(facts.tokens[0]).buffer)]));
+  r = run('decode', 'pipe-tok.npy', '--model', 'off', '-o', 'off-dec', '--steps', '3', '--noise', 'noise.npy');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /3 steps, noise noise\.npy, guidance 1/);
+  r = run('decode', 'pipe-tok.npy', '--model', 'off', '-o', 'off-dec2', '--steps', '3', '--noise', 'pipe-tok.npy');
+  expectError(r, /pipe-tok\.npy: unsupported dtype <i4 \(expected float32 or float64\)/);
+  assert.ok(!existsSync(join(dir, 'off-dec2')));
+  r = runPlain('import', '--tokenizer', join(F, 'tokenizer.pth'), '--vae', join(F, 'vae.safetensors'), '--out', 'off2', '--size', '128');
+  expectError(r, /K = 16 tokens: give the DiTi schedule with --stages and --per-stage/);
+  r = runPlain('import', '--tokenizer', resolve('test/fixtures/import/runs-code.pth'), '--vae', join(F, 'vae.safetensors'), '--out', 'off3');
+  expectError(r, /runs-code\.pth: refuses global posix\.system/);
+  r = runPlain('import', '--tokenizer', join(F, 'tokenizer.pth'), '--vae', join(F, 'vae.safetensors'), '--out', 'off', '--size', '128');
+  expectError(r, /--out off: exists and is not empty/);
+  assert.ok(!existsSync(join(dir, 'off2')) && !existsSync(join(dir, 'off3')));
+});
+
+test('a model too large for the wasm device stops before loading, with the reason; its small encoder is allowed to load (and the empty file is then refused)', async () => {
+  const big = join(dir, 'big');
+  const cfg = microConfig((c) => {
+    c.decoder.width = 2048;
+    c.decoder.heads = 16;
+    c.decoder.depth = 24;
+  });
+  mkdirSync(big, { recursive: true });
+  writeFileSync(join(big, 'config.json'), JSON.stringify(cfg));
+  // a weights file with no tensors: the refusal must come before any tensor is read
+  const { writeSafetensorsStreamed } = await import('../src/io/safetensors-stream.ts');
+  await writeSafetensorsStreamed(join(big, 'model.safetensors'), new Map());
+  const r = run('decode', 'tok.json', '--model', big, '-o', 'big-out');
+  expectError(r, /big: the weights for decode take \d+\.\d GiB as float32 and the wasm device addresses 4 GiB in all: run it with --device webgpu/);
+  const e = run('encode', img, '--model', big, '-o', 'big.json');
+  expectError(e, /big\/model\.safetensors: missing tensor enc\.patch\.w/);
 });

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import { Option, type Command } from 'commander';
 import { DEVICE_CHOICES, setupDevice, type DeviceChoice } from '../engine/device.ts';
-import { Selftok } from '../tokenizer/model.ts';
+import { Selftok, type ModelPart } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
 import { PACKAGE_ROOT } from '../util/paths.ts';
 
@@ -25,13 +25,14 @@ export async function startDevice(choice: string, quiet = false): Promise<string
   return d;
 }
 
-export function loadModel(dir: string): Selftok {
+/** Load a model directory; `parts`: only what the command runs (see ModelPart). */
+export function loadModel(dir: string, parts?: readonly ModelPart[]): Selftok {
   if (!existsSync(dir)) {
     throw new UserError(
       dir === DEFAULT_MODEL ? `${dir}: the default model is missing from this checkout` : `${dir}: no such model directory`,
     );
   }
-  return Selftok.load(dir);
+  return Selftok.load(dir, parts);
 }
 
 export function parseInt10(name: string, min = 0) {

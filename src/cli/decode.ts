@@ -57,7 +57,7 @@ export function decodeCommand(): Command {
     .addHelpText('after', '\nExample:\n  selftok decode tokens.json -o out/ --steps 50 --seed 1\n');
   return deviceOption(guidanceOption(modelOption(cmd))).action(async (file: string, o) => {
     await startDevice(o.device);
-    const model = loadModel(o.model);
+    const model = loadModel(o.model, [o.renderer ? 'render' : 'decode']);
     const t = tokensFor(model, file, o.order);
     if (o.keep !== undefined && o.keep > model.K) throw new UserError(`--keep ${o.keep}: the model has only K = ${model.K} tokens`);
     const size = model.imageSize;

@@ -17,7 +17,7 @@ export function encodeCommand(): Command {
   return deviceOption(modelOption(cmd)).action(async (images: string[], o) => {
     if (!/\.(json|npy)$/i.test(o.output)) throw new UserError(`${o.output}: the output must end in .json or .npy`);
     await startDevice(o.device);
-    const model = loadModel(o.model);
+    const model = loadModel(o.model, ['encode']);
     const pix = await Promise.all(images.map((p) => loadImage(p, model.imageSize)));
     let ids = await encodeAll(model, pix, Math.min(16, pix.length));
     const K = model.K;

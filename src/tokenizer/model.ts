@@ -9,7 +9,7 @@ import { fromHalf, readSafetensorsMetadata, toHalf, type Tensor } from '../io/sa
 import { writeSafetensorsStreamed } from '../io/safetensors-stream.ts';
 import { openCheckpoint } from '../import/checkpoint.ts';
 import { activeDevice } from '../engine/device.ts';
-import { decodeLatents, encodeLatents, initVae, type VaeDecoderParams, type VaeEncoderParams, type VaeParams } from '../vae/sd3-vae.ts';
+import { initVae, Sd3Vae, type VaeParams } from '../vae/sd3-vae.ts';
 import { UserError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fsx.ts';
 import { Rng } from '../util/rng.ts';
@@ -35,6 +35,24 @@ export class ShapeInit extends Init {
   override xavier(fanIn: number, fanOut: number): np.Array {
     return np.zeros([fanIn, fanOut]);
   }
+}
+
+/**
+ * What a command needs of a model: `encode` the encoder, codebook and VAE encoder; `decode`
+ * the diffusion decoder and VAE decoder; `render` the renderer and VAE decoder. A large model
+ * (the released 2-billion-parameter decoder) can then encode on a device that could not hold it all.
+ */
+export type ModelPart = 'encode' | 'decode' | 'render';
+export const ALL_PARTS: readonly ModelPart[] = ['encode', 'decode', 'render'];
+
+/** Whether parameter `name` belongs to a loaded part (the codebook and post-LN are needed by all three). */
+function partOf(name: string, parts: readonly ModelPart[]): boolean {
+  if (name === 'quantizer.codebook' || name.startsWith('enc.postLn.')) return true;
+  if (name.startsWith('enc.') || name.startsWith('vae.encoder.')) return parts.includes('encode');
+  if (name.startsWith('dec.')) return parts.includes('decode');
+  if (name.startsWith('ren.')) return parts.includes('render');
+  if (name.startsWith('vae.decoder.')) return parts.includes('decode') || parts.includes('render');
+  return true;
 }
 
 /** Device memory above which the wasm device (4 GiB address space) cannot hold a model's float32 weights. */
@@ -78,6 +96,8 @@ export class Selftok {
   fingerprint = 'unsaved';
   /** Training step the weights come from. */
   step = 0;
+  /** The parts whose weights are loaded (Selftok.load with `parts`); the others are lazy zeros. */
+  parts: readonly ModelPart[] = ALL_PARTS;
   private jitCache = new Map<string, OwnedFunction<(...args: any[]) => any>>();
 
   constructor(
@@ -153,7 +173,7 @@ export class Selftok {
    * Tensors are read one at a time (a model can be larger than memory allows for one buffer),
    * and a model whose float32 weights cannot fit the wasm device stops before loading.
    */
-  static load(dir: string): Selftok {
+  static load(dir: string, parts: readonly ModelPart[] = ALL_PARTS): Selftok {
     const cfgPath = join(dir, 'config.json');
     const wPath = join(dir, 'model.safetensors');
     if (!existsSync(cfgPath)) throw new UserError(`${dir}: not a model directory (no config.json)`);
@@ -170,19 +190,24 @@ export class Selftok {
       const keys = ck.keys();
       const model = Selftok.create(cfg, 0, new ShapeInit());
       if (keys.has('ren.canvas')) model.addRenderer(0, new ShapeInit());
-      const bytes = 4 * countParams(model.params as unknown as Params);
+      let count = 0;
+      for (const [name, a] of flattenParams(model.params as unknown as Params)) if (partOf(name, parts)) count += a.size;
+      const bytes = 4 * count;
       if (activeDevice() === 'wasm' && bytes > WASM_WEIGHT_LIMIT) {
         throw new UserError(
-          `${dir}: its weights take ${(bytes / 2 ** 30).toFixed(1)} GiB as float32 and the wasm device addresses 4 GiB in all: run it with --device webgpu`,
+          `${dir}: the weights for ${parts.join(' + ')} take ${(bytes / 2 ** 30).toFixed(1)} GiB as float32 and the wasm device addresses 4 GiB in all: run it with --device webgpu`,
         );
       }
-      const read = (name: string, shape: number[]): Float32Array => {
+      // every tensor's name and shape is checked from the header, also those of parts not loaded
+      const expected = new Map([...flattenParams(model.params as unknown as Params)].map(([k, a]) => [k, a.shape]));
+      expected.set('quantizer.codebook', [cfg.quantizer.codebookSize, cfg.quantizer.dim]);
+      for (const [name, shape] of expected) {
         const info = keys.get(name);
         if (!info) throw new UserError(`${wPath}: missing tensor ${name}`);
         if (info.shape.join('x') !== shape.join('x')) throw new UserError(`${wPath}: tensor ${name} has shape [${info.shape}], model expects [${shape}]`);
-        return ck.read(name);
-      };
-      model.loadWith(read, wPath);
+      }
+      const read = (name: string): Float32Array => ck.read(name);
+      model.loadWith(read, wPath, parts);
       model.fingerprint = fileFingerprint(wPath);
       model.step = Number(readSafetensorsMetadata(wPath).step ?? 0);
       return model;
@@ -201,18 +226,23 @@ export class Selftok {
     }, where);
   }
 
-  /** Fill every parameter and the codebook from `read(name, expected shape)`. */
-  private loadWith(read: (name: string, shape: number[]) => Float32Array, where: string): void {
+  /** Fill the parameters of `parts` (all by default) and the codebook from `read(name, expected shape)`. */
+  private loadWith(read: (name: string, shape: number[]) => Float32Array, where: string, parts: readonly ModelPart[] = ALL_PARTS): void {
     const C = this.codebookSize;
     const d = this.cfg.quantizer.dim;
     const cb = read('quantizer.codebook', [C, d]);
     const fresh = this.params as unknown as Params;
-    const loaded = mapParams(fresh, (name, leaf) => np.array(read(name, leaf.shape)).reshape(leaf.shape));
+    const loaded = mapParams(fresh, (name, leaf) => (partOf(name, parts) ? np.array(read(name, leaf.shape)).reshape(leaf.shape) : leaf.ref));
     tree.dispose(fresh);
     this.params = loaded as unknown as ModelParams;
     this.codebook.codebook.set(cb);
     this.codebook.initialized = true;
+    this.parts = parts;
     void where;
+  }
+
+  private need(part: ModelPart): void {
+    if (!this.parts.includes(part)) throw new Error(`internal: the model was loaded without its ${part} weights`);
   }
 
   /** Weights and codebook as named tensors (float32, or float16 for shipping). */
@@ -252,6 +282,8 @@ export class Selftok {
   disposeCompiled(): void {
     for (const f of this.jitCache.values()) f.dispose();
     this.jitCache.clear();
+    this.vaeRunner?.disposeCompiled();
+    this.vaeRunner = null;
   }
 
   /** Pixels in [−1, 1] → the decoder's data space (the latent-autoencoder seam). */
@@ -270,38 +302,36 @@ export class Selftok {
 
   /** Images B×P×P×3 in [−1, 1] (flat; P = imageSize) → token ids B×K in encoder order. */
   async encode(images: Float32Array, B: number): Promise<Int32Array> {
+    this.need('encode');
     const P = this.imageSize;
     const inChannels = this.cfg.vae ? 3 : this.cfg.image.channels;
     if (images.length !== B * P * P * inChannels) throw new Error(`internal: encode got ${images.length} values for ${B} images`);
+    const pixels = np.array(images).reshape([B, P, P, inChannels]);
+    const data = this.cfg.vae ? await this.vae().encode(pixels) : pixels;
     const f = this.cached('encode', () =>
-      jit((enc: EncoderParams, vae: { encoder?: VaeEncoderParams }, codebook: np.Array, x: np.Array) => {
-        const z = l2normalize(encodeFeatures(enc, this.cfg, this.pixelsToData(vae.encoder, x)));
+      jit((enc: EncoderParams, codebook: np.Array, x: np.Array) => {
+        const z = l2normalize(encodeFeatures(enc, this.cfg, this.cfg.vae ? x : this.toData(x)));
         const ids = np.argmax(np.matmul(z, codebook.transpose()), -1);
         tree.dispose(enc);
-        tree.dispose(vae);
         return ids;
       }),
     );
-    const ids = f(tree.ref(this.params.enc), this.vaePart('encoder'), this.codebookArray(), np.array(images).reshape([B, P, P, inChannels]));
+    const ids = f(tree.ref(this.params.enc), this.codebookArray(), data);
     return Int32Array.from((await ids.data()) as Int32Array);
   }
 
-  /** The VAE's encoder or decoder params (borrowed refs) for a jitted function, or {} without a VAE. */
-  private vaePart(which: 'encoder'): { encoder?: VaeEncoderParams };
-  private vaePart(which: 'decoder'): { decoder?: VaeDecoderParams };
-  private vaePart(which: 'encoder' | 'decoder'): object {
-    const v = this.params.vae;
-    return v ? { [which]: tree.ref(v[which]) } : {};
-  }
-
-  /** Pixels → the decoder's data space: the VAE's scaled latents, or (x − shift)·scale. */
-  private pixelsToData(vaeEnc: VaeEncoderParams | undefined, x: np.Array): np.Array {
-    return this.cfg.vae ? encodeLatents(this.cfg.vae, vaeEnc!, x) : this.toData(x);
+  private vaeRunner: Sd3Vae | null = null;
+  /** The VAE behind the latent seam, run stage by stage (sd3-vae.ts). */
+  private vae(): Sd3Vae {
+    if (!this.cfg.vae || !this.params.vae) throw new Error('internal: this model has no vae');
+    this.vaeRunner ??= new Sd3Vae(this.cfg.vae, this.params.vae);
+    return this.vaeRunner;
   }
 
   /** The decoder's data space → pixels in [−1, 1] (clamped). */
-  private dataToPixels(vaeDec: VaeDecoderParams | undefined, x: np.Array): np.Array {
-    return np.clip(this.cfg.vae ? decodeLatents(this.cfg.vae, vaeDec!, x) : this.fromData(x), -1, 1);
+  private async dataToPixels(x: np.Array): Promise<Float32Array> {
+    const px = this.cfg.vae ? await this.vae().decode(x) : this.fromData(x);
+    return Float32Array.from((await np.clip(px, -1, 1).data()) as Float32Array);
   }
 
   /** Post-LN token embeddings for ids (B×K): LayerNorm(codebook[ids]) (spec §4.2). */
@@ -336,6 +366,7 @@ export class Selftok {
     const keep = opts.keep ?? this.K;
     const w = this.guidance(opts.guidance);
     if (!Number.isInteger(steps) || steps < 1) throw new UserError(`--steps must be a positive integer, got ${steps}`);
+    this.need('decode');
     if (!Number.isInteger(keep) || keep < 0 || keep > this.K) throw new UserError(`--keep must be an integer in 0..${this.K}, got ${keep}`);
     this.checkIds(ids, B, 'tokens');
     const { size, channels } = this.cfg.image;
@@ -359,15 +390,7 @@ export class Selftok {
       opts.onStep?.(i + 1, grid.length);
     }
     h.dispose();
-    const toPixels = this.cached('to-pixels', () =>
-      jit((vae: { decoder?: VaeDecoderParams }, data: np.Array) => {
-        const px = this.dataToPixels(vae.decoder, data);
-        tree.dispose(vae);
-        return px;
-      }),
-    );
-    const out = toPixels(this.vaePart('decoder'), x);
-    return Float32Array.from((await out.data()) as Float32Array);
+    return this.dataToPixels(x);
   }
 
   /** The decoder's velocity at (x, t) given tokens and mask (B×K), as the sampler uses it. */
@@ -418,18 +441,17 @@ export class Selftok {
   /** One-step renderer decoding (spec §8): deterministic, all tokens visible, predicts x̂0. */
   async render(ids: Int32Array, B: number): Promise<Float32Array> {
     if (!this.params.ren) throw new UserError('this model has no renderer (train one with `selftok train-renderer`)');
+    this.need('render');
     this.checkIds(ids, B, 'tokens');
     const h = this.embedIds(ids, B);
     const f = this.cached('render', () =>
-      jit((ren: RendererParams, vae: { decoder?: VaeDecoderParams }, tokens: np.Array) => {
-        const out = this.dataToPixels(vae.decoder, renderNet(ren, this.cfg, tokens));
+      jit((ren: RendererParams, tokens: np.Array) => {
+        const out = renderNet(ren, this.cfg, tokens);
         tree.dispose(ren);
-        tree.dispose(vae);
         return out;
       }),
     );
-    const out = f(tree.ref(this.params.ren), this.vaePart('decoder'), h);
-    return Float32Array.from((await out.data()) as Float32Array);
+    return this.dataToPixels(f(tree.ref(this.params.ren), h));
   }
 
   dispose(): void {

@@ -195,10 +195,16 @@ export function decodeLatents(cfg: VaeConfig, p: VaeDecoderParams, z: np.Array):
   return vaeDecoder(p, z.div(cfg.scale).add(cfg.shift));
 }
 
-/** The autoencoder on its own, with compiled encode and decode. */
+type Jitted<A extends unknown[]> = (...args: A) => np.Array;
+
+/**
+ * The autoencoder run stage by stage: each ResnetBlock, attention block, resampling conv and
+ * end layer is its own compiled function, so that only one stage's intermediates are alive
+ * at a time. One compiled graph for the whole encoder keeps them all (measured: the full SD3
+ * encoder at 256×256 ran out of the wasm device's 4 GiB that way).
+ */
 export class Sd3Vae {
-  private encodeJit: ((p: VaeEncoderParams, x: np.Array) => np.Array) | null = null;
-  private decodeJit: ((p: VaeDecoderParams, z: np.Array) => np.Array) | null = null;
+  private readonly jits = new Map<string, Jitted<never[]>>();
   constructor(
     readonly cfg: VaeConfig,
     readonly params: VaeParams,
@@ -209,27 +215,65 @@ export class Sd3Vae {
     return 2 ** (this.cfg.chMult.length - 1);
   }
 
-  encode(x: np.Array): np.Array {
-    this.encodeJit ??= jit((p: VaeEncoderParams, img: np.Array) => {
-      const z = encodeLatents(this.cfg, p, img);
-      tree.dispose(p);
-      return z;
-    });
-    return this.encodeJit(tree.ref(this.params.encoder), x);
+  private stage<P extends object>(name: string, f: (p: P, x: np.Array) => np.Array): (p: P, x: np.Array) => Promise<np.Array> {
+    let j = this.jits.get(name) as Jitted<[P, np.Array]> | undefined;
+    if (!j) {
+      j = jit((p: P, x: np.Array) => {
+        const y = f(p, x);
+        tree.dispose(p as never);
+        return y;
+      }) as unknown as Jitted<[P, np.Array]>;
+      this.jits.set(name, j as unknown as Jitted<never[]>);
+    }
+    const fn = j;
+    return async (p, x) => {
+      const y = fn(tree.ref(p as never) as P, x);
+      await y.blockUntilReady();
+      return y;
+    };
   }
 
-  decode(z: np.Array): np.Array {
-    this.decodeJit ??= jit((p: VaeDecoderParams, lat: np.Array) => {
-      const img = decodeLatents(this.cfg, p, lat);
-      tree.dispose(p);
-      return img;
-    });
-    return this.decodeJit(tree.ref(this.params.decoder), z);
+  private async mid(p: Mid, h: np.Array): Promise<np.Array> {
+    h = await this.stage('resnet', resnet)(p.block_1, h);
+    h = await this.stage('attn', attnBlock)(p.attn_1, h);
+    return this.stage('resnet', resnet)(p.block_2, h);
   }
 
-  dispose(): void {
-    this.encodeJit = null;
-    this.decodeJit = null;
-    tree.dispose(this.params as unknown as Params);
+  /** Images B×H×W×3 in [−1, 1] → scaled latents B×h×w×z (posterior mean, SD3LatentFormat.process_in). */
+  async encode(x: np.Array): Promise<np.Array> {
+    const p = this.params.encoder;
+    const { zChannels, shift, scale } = this.cfg;
+    let h = await this.stage('conv', (c: Conv, v: np.Array) => conv2d(c, v))(p.conv_in, x);
+    for (const level of p.down) {
+      for (const b of level.block) h = await this.stage('resnet', resnet)(b, h);
+      if (level.downsample) h = await this.stage('down', (c: Conv, v: np.Array) => conv2d(c, v, 2, [0, 1, 0, 1]))(level.downsample.conv, h);
+    }
+    h = await this.mid(p.mid, h);
+    return this.stage('enc-out', (q: { norm_out: Norm; conv_out: Conv }, v: np.Array) =>
+      conv2d(q.conv_out, nn.silu(groupNorm(q.norm_out, v))).slice([], [], [], [0, zChannels]).sub(shift).mul(scale),
+    )({ norm_out: p.norm_out, conv_out: p.conv_out }, h);
+  }
+
+  /** Scaled latents → images B×H×W×3 (unclamped). */
+  async decode(z: np.Array): Promise<np.Array> {
+    const p = this.params.decoder;
+    const { shift, scale } = this.cfg;
+    let h = await this.stage('dec-in', (c: Conv, v: np.Array) => conv2d(c, v.div(scale).add(shift)))(p.conv_in, z);
+    h = await this.mid(p.mid, h);
+    for (let i = p.up.length - 1; i >= 0; i--) {
+      for (const b of p.up[i].block) h = await this.stage('resnet', resnet)(b, h);
+      const u = p.up[i].upsample;
+      if (u) h = await this.stage('up', (c: Conv, v: np.Array) => conv2d(c, upsample2(v)))(u.conv, h);
+    }
+    return this.stage('dec-out', (q: { norm_out: Norm; conv_out: Conv }, v: np.Array) => conv2d(q.conv_out, nn.silu(groupNorm(q.norm_out, v))))(
+      { norm_out: p.norm_out, conv_out: p.conv_out },
+      h,
+    );
+  }
+
+  /** Free the compiled stages (the parameters belong to whoever gave them). */
+  disposeCompiled(): void {
+    for (const j of this.jits.values()) (j as unknown as { dispose?: () => void }).dispose?.();
+    this.jits.clear();
   }
 }
