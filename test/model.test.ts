@@ -223,6 +223,26 @@ test('classifier-free guidance: w = 0 is the unconditional decoder, and the step
   m.dispose();
 });
 
+test('sampler temperature: 0 starts from the noise mode (the seed no longer matters), 1 is the default, and it scales the noise', async () => {
+  const m = liveModel();
+  const ids = Int32Array.from({ length: B * cfg.K }, (_, i) => (i * 5) % cfg.quantizer.codebookSize);
+  const a = await m.decode(ids, B, { steps: 3, seed: 1, temperature: 0 });
+  const b = await m.decode(ids, B, { steps: 3, seed: 2, temperature: 0 });
+  assert.equal(maxAbsDiff(a, b), 0);
+  const d1 = await m.decode(ids, B, { steps: 3, seed: 1 });
+  const t1 = await m.decode(ids, B, { steps: 3, seed: 1, temperature: 1 });
+  assert.equal(maxAbsDiff(d1, t1), 0);
+  // the same noise scaled by 0.5 by hand through `noise`
+  const { random: jr } = await import('@jax-js/jax');
+  const { size, channels } = cfg.image;
+  const eps = (await jr.normal(jr.key(1), [B, size, size, channels]).mul(0.5).data()) as Float32Array;
+  const half = await m.decode(ids, B, { steps: 3, seed: 1, temperature: 0.5 });
+  const byHand = await m.decode(ids, B, { steps: 3, noise: Float32Array.from(eps) });
+  assert.ok(maxAbsDiff(half, byHand) < 1e-6, `${maxAbsDiff(half, byHand)}`);
+  await assert.rejects(m.decode(ids, B, { steps: 1, temperature: -1 }), /--temperature must be a number ≥ 0/);
+  m.dispose();
+});
+
 test('config validation: sampler.guidance defaults to 1; bad values name the file', async () => {
   const { validateConfig } = await import('../src/tokenizer/config.ts');
   const raw = () => JSON.parse(JSON.stringify(microConfig())) as Record<string, any>;
@@ -232,6 +252,7 @@ test('config validation: sampler.guidance defaults to 1; bad values name the fil
   // one bad value at a time: [section, key, value, expected message]
   const cases: [string, string, number, RegExp][] = [
     ['sampler', 'guidance', -0.5, /c\.json: sampler\.guidance must be a number ≥ 0/],
+    ['sampler', 'temperature', -1, /c\.json: sampler\.temperature must be a number ≥ 0/],
     ['train', 'cooldownFraction', 2, /c\.json: train\.cooldownFraction must be in \[0, 1\]/],
     ['train', 'tokenGradScalePower', -1, /c\.json: train\.tokenGradScalePower must be a number ≥ 0/],
     ['train', 'fineTokenDrop', 1.5, /c\.json: train\.fineTokenDrop must be in \[0, 1\]/],

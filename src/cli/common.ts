@@ -55,9 +55,14 @@ export function parseFloatPos(name: string, zeroOk = false) {
   };
 }
 
-/** `--guidance W`: classifier-free guidance of the diffusion decoder (default: the model config's sampler.guidance). */
+/**
+ * The diffusion sampler's options (defaults: the model config's `sampler`): `--guidance W`,
+ * classifier-free guidance, and `--temperature T`, the scale of the initial noise.
+ */
 export function guidanceOption(cmd: Command): Command {
-  return cmd.option('--guidance <w>', "classifier-free guidance scale of the diffusion decoder, ≥ 0; 1 = none (default: the model's sampler.guidance)", parseFloatPos('--guidance', true));
+  return cmd
+    .option('--guidance <w>', "classifier-free guidance scale of the diffusion decoder, ≥ 0; 1 = none (default: the model's sampler.guidance)", parseFloatPos('--guidance', true))
+    .option('--temperature <t>', "scale of the diffusion sampler's initial noise, ≥ 0; 1 = the reference sampler, lower = smoother and more faithful (default: the model's sampler.temperature)", parseFloatPos('--temperature', true));
 }
 
 /** The options every training command shares (steps, batch, lr, seed, resume, intervals). */

@@ -67,7 +67,7 @@ export function decodeCommand(): Command {
       pix = await model.render(t.ids, t.B);
     } else {
       const bar = progressBar('decode', o.steps);
-      pix = await model.decode(t.ids, t.B, { steps: o.steps, seed: o.seed, keep: o.keep, guidance: o.guidance, noise, onStep: (i) => bar.update(i) });
+      pix = await model.decode(t.ids, t.B, { steps: o.steps, seed: o.seed, keep: o.keep, guidance: o.guidance, temperature: o.temperature, noise, onStep: (i) => bar.update(i) });
       bar.stop();
     }
     const n = size * size * 3;
@@ -75,6 +75,6 @@ export function decodeCommand(): Command {
     const names = outputNames(t.names, '.png');
     for (let b = 0; b < t.B; b++) out.add(join(o.output, names[b]), await encodePng(pix.subarray(b * n, (b + 1) * n), size, size));
     out.commit();
-    console.log(`decoded ${t.B} image(s) → ${o.output} (${o.renderer ? 'renderer, 1 step' : `${o.steps} steps, ${noise ? `noise ${o.noise}` : `seed ${o.seed}`}, guidance ${model.guidance(o.guidance)}`}${o.keep !== undefined ? `, first ${o.keep} tokens` : ''})`);
+    console.log(`decoded ${t.B} image(s) → ${o.output} (${o.renderer ? 'renderer, 1 step' : `${o.steps} steps, ${noise ? `noise ${o.noise}` : `seed ${o.seed}`}, guidance ${model.guidance(o.guidance)}, temperature ${model.temperature(o.temperature)}`}${o.keep !== undefined ? `, first ${o.keep} tokens` : ''})`);
   });
 }

@@ -34,7 +34,7 @@ export function demoCommand(): Command {
     const bar = progressBar('decode', o.steps * keeps.length);
     const prog = new Map<number, Float32Array>();
     for (const [j, k] of keeps.entries()) {
-      prog.set(k, await model.decode(ids, B, { steps: o.steps, seed: 0, keep: k, guidance: o.guidance, onStep: (i) => bar.update(j * o.steps + i, `${k} tokens`) }));
+      prog.set(k, await model.decode(ids, B, { steps: o.steps, seed: 0, keep: k, guidance: o.guidance, temperature: o.temperature, onStep: (i) => bar.update(j * o.steps + i, `${k} tokens`) }));
     }
     bar.stop();
     const n = size * size * 3;

@@ -32,6 +32,7 @@ export function evalCommand(): Command {
       guidance: model.guidance(o.guidance),
       renderer: o.renderer || model.hasRenderer,
       probes: o.probes,
+      temperature: model.temperature(o.temperature),
       onProgress: (d, t, what) => {
         bar.update(d, what);
       },

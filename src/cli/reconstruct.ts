@@ -25,7 +25,7 @@ export function reconstructCommand(): Command {
     if (o.renderer) rec = await model.render(ids, pix.length);
     else {
       const bar = progressBar('decode', o.steps);
-      rec = await model.decode(ids, pix.length, { steps: o.steps, seed: o.seed, guidance: o.guidance, onStep: (i) => bar.update(i) });
+      rec = await model.decode(ids, pix.length, { steps: o.steps, seed: o.seed, guidance: o.guidance, temperature: o.temperature, onStep: (i) => bar.update(i) });
       bar.stop();
     }
     const n = size * size * 3;

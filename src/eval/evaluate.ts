@@ -16,6 +16,8 @@ export type EvalOptions = {
   seed: number;
   /** Classifier-free guidance scale of the diffusion decoder (1 = none). */
   guidance: number;
+  /** Initial-noise scale of the sampler (default 1). */
+  temperature?: number;
   renderer: boolean;
   /** The no-token decode, the progressive curve and the token-swap probe (default true; off for quick checkpoint curves). */
   probes?: boolean;
@@ -37,6 +39,7 @@ export type EvalResult = {
   size: number;
   steps: number;
   guidance: number;
+  temperature: number;
   K: number;
   codebookSize: number;
   bitsPerPixel: number;
@@ -147,7 +150,7 @@ export async function evaluate(model: Selftok, data: DataSource, o: EvalOptions)
 
   const ids = await encodeAll(model, images, chunk);
   const used = new Set(ids).size;
-  const dec = (keep: number) => chunked(N, chunk, K, ids, (part, n) => model.decode(part, n, { steps: o.steps, seed: o.seed, keep, guidance: o.guidance }));
+  const dec = (keep: number) => chunked(N, chunk, K, ids, (part, n) => model.decode(part, n, { steps: o.steps, seed: o.seed, keep, guidance: o.guidance, temperature: o.temperature }));
 
   const tDec = performance.now();
   const full = await dec(K);
@@ -198,7 +201,7 @@ export async function evaluate(model: Selftok, data: DataSource, o: EvalOptions)
       swapIds.set(coarse, 2 * p * K);
       swapIds.set(fine, (2 * p + 1) * K);
     }
-    swapped = await chunked(pairs * 2, chunk, K, swapIds, (part, n) => model.decode(part, n, { steps: o.steps, seed: o.seed, guidance: o.guidance }));
+    swapped = await chunked(pairs * 2, chunk, K, swapIds, (part, n) => model.decode(part, n, { steps: o.steps, seed: o.seed, guidance: o.guidance, temperature: o.temperature }));
     tick('swap');
     const cs = { low: [] as number[], high: [] as number[] };
     const fs = { low: [] as number[], high: [] as number[] };
@@ -238,6 +241,7 @@ export async function evaluate(model: Selftok, data: DataSource, o: EvalOptions)
     size,
     steps: o.steps,
     guidance: o.guidance,
+    temperature: o.temperature ?? 1,
     K,
     codebookSize: model.codebookSize,
     bitsPerPixel: model.bitsPerPixel,
@@ -266,7 +270,7 @@ const f3 = (x: number) => x.toFixed(3);
 export function reportMarkdown(r: EvalResult, dataName: string): string {
   const L: string[] = [];
   L.push(`# Selftok evaluation: ${r.model.name} on ${dataName}`, '');
-  L.push(`Model \`${r.model.fingerprint}\` (step ${r.model.step}); ${r.images} held-out images at ${r.size}×${r.size}; ${r.steps}-step Euler decoding${r.guidance === 1 ? '' : `, classifier-free guidance ${r.guidance}`}.`, '');
+  L.push(`Model \`${r.model.fingerprint}\` (step ${r.model.step}); ${r.images} held-out images at ${r.size}×${r.size}; ${r.steps}-step Euler decoding${r.guidance === 1 ? '' : `, classifier-free guidance ${r.guidance}`}${r.temperature === 1 ? '' : `, initial-noise temperature ${r.temperature}`}.`, '');
   L.push('| metric | value |', '| --- | --- |');
   L.push(`| PSNR (8-bit, dB) | ${f2(r.psnr)} |`);
   L.push(`| SSIM (${r.ssimWindow}) | ${f3(r.ssim)} |`);
@@ -290,7 +294,7 @@ export function reportMarkdown(r: EvalResult, dataName: string): string {
     '',
   );
   L.push('| decoder | PSNR | SSIM | feature distance | colour error |', '| --- | --- | --- | --- | --- |');
-  L.push(`| ${r.steps}-step diffusion${r.guidance === 1 ? '' : ` (guidance ${r.guidance})`} | ${f2(r.psnr)} | ${f3(r.ssim)} | ${f3(r.featureDistance)} | ${f2(r.colourError)} |`);
+  L.push(`| ${r.steps}-step diffusion${r.guidance === 1 && r.temperature === 1 ? '' : ` (${[r.guidance === 1 ? '' : `guidance ${r.guidance}`, r.temperature === 1 ? '' : `temperature ${r.temperature}`].filter(Boolean).join(', ')})`} | ${f2(r.psnr)} | ${f3(r.ssim)} | ${f3(r.featureDistance)} | ${f2(r.colourError)} |`);
   if (r.renderer) L.push(`| one-step renderer | ${f2(r.renderer.psnr)} | ${f3(r.renderer.ssim)} | ${f3(r.renderer.featureDistance)} | ${f2(r.renderer.colourError)} |`);
   L.push(`| thumbnail ${b.sameBits.side}×${b.sameBits.side} (${b.sameBits.bits} bits) | ${f2(b.sameBits.psnr)} | ${f3(b.sameBits.ssim)} | ${f3(b.sameBits.featureDistance)} | ${f2(b.sameBits.colourError)} |`);
   L.push(`| thumbnail ${b.fourTimesBits.side}×${b.fourTimesBits.side} (${b.fourTimesBits.bits} bits) | ${f2(b.fourTimesBits.psnr)} | ${f3(b.fourTimesBits.ssim)} | ${f3(b.fourTimesBits.featureDistance)} | ${f2(b.fourTimesBits.colourError)} |`);

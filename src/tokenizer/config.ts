@@ -79,8 +79,10 @@ export type SelftokConfig = {
    * Sampler defaults: Euler steps, and the classifier-free guidance scale (1 = none, as the
    * reference). `grid`: 'exact' (t_i = 1 − i/steps, τ_i exact integers; default) or 'float32'
    * (the official sampler's float32 torch.linspace grid, truncated τ, float32 step sizes).
+   * `temperature`: scale of the initial noise (default 1, the reference; 0 starts every
+   * sample at the noise's mode and makes the decoder deterministic).
    */
-  sampler: { steps: number; guidance: number; grid?: 'exact' | 'float32' };
+  sampler: { steps: number; guidance: number; grid?: 'exact' | 'float32'; temperature?: number };
 };
 
 export const CONFIG_DIR = join(PACKAGE_ROOT, 'configs');
@@ -151,6 +153,7 @@ export function validateConfig(raw: unknown, where: string): SelftokConfig {
   for (const [key, v] of [['encoder.posEmbed', c.encoder.posEmbed], ['decoder.posEmbed', c.decoder.posEmbed], ['decoder.contextPosEmbed', c.decoder.contextPosEmbed]] as const) {
     if (v !== undefined && v !== 'sincos' && v !== 'table') fail(`${key} must be 'sincos' or 'table'`);
   }
+  if (c.sampler.temperature !== undefined && !(Number.isFinite(c.sampler.temperature) && c.sampler.temperature >= 0)) fail('sampler.temperature must be a number ≥ 0');
   if (c.sampler.grid !== undefined && c.sampler.grid !== 'exact' && c.sampler.grid !== 'float32') fail(`sampler.grid must be 'exact' or 'float32'`);
   if (c.vae) {
     const v = c.vae;

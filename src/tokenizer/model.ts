@@ -71,6 +71,8 @@ export type DecodeOptions = {
   guidance?: number;
   /** The initial noise (B×h×w×c in the decoder's data space, row-major) instead of drawing it from `seed`. */
   noise?: Float32Array;
+  /** Scale of the initial noise (default 1): below 1 the sampler starts nearer the noise's mode and returns smoother, less varied images. */
+  temperature?: number;
   onStep?: (i: number, n: number) => void;
 };
 
@@ -126,6 +128,13 @@ export class Selftok {
     const g = w ?? this.cfg.sampler.guidance;
     if (!(Number.isFinite(g) && g >= 0)) throw new UserError(`--guidance must be a number ≥ 0, got ${g}`);
     return g;
+  }
+
+  /** The initial-noise scale a decode uses: `t` when given, else the config's sampler.temperature (default 1); checked. */
+  temperature(t?: number): number {
+    const v = t ?? this.cfg.sampler.temperature ?? 1;
+    if (!(Number.isFinite(v) && v >= 0)) throw new UserError(`--temperature must be a number ≥ 0, got ${v}`);
+    return v;
   }
 
   get hasRenderer(): boolean {
@@ -378,6 +387,8 @@ export class Selftok {
       x = np.array(opts.noise).reshape([B, size, size, channels]);
     } else {
       x = random.normal(random.key(opts.seed ?? 0), [B, size, size, channels]);
+      const temperature = this.temperature(opts.temperature);
+      if (temperature !== 1) x = x.mul(temperature);
     }
     const grid = eulerGrid(steps, this.cfg.sampler.grid);
     for (let i = 0; i < grid.length; i++) {
