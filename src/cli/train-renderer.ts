@@ -13,7 +13,7 @@ export function trainRendererCommand(): Command {
     .description('train the one-step renderer of a trained model (encoder and codebook frozen); writes the model + renderer to --out')
     .addHelpText(
       'after',
-      '\nLoss: MSE + λ·perceptual, λ = 0.1 for the first 30% of steps then 0.5 (spec §8.2). The perceptual\nterm is a SUBSTITUTE for LPIPS (no LPIPS weights offline): --perceptual mobilenet is an\nLPIPS-like distance in pretrained MobileNetV2 features (nsfwjs package), without LPIPS\'s learned\nlayer weights (7.6 s/step vs 0.86 s/step for photo64 on 2-core wasm); --perceptual gradients is an\nL1 distance between image-gradient pyramids.\n\nExample:\n  selftok train-renderer --model runs/tiny --data shapes --out runs/tiny-renderer --steps 1000\n',
+      '\nLoss: MSE + λ·perceptual, λ = 0.1 for the first 30% of steps then 0.5 (spec §8.2). The perceptual\nterm is a SUBSTITUTE for LPIPS (no LPIPS weights offline): --perceptual mobilenet is an\nLPIPS-like distance in pretrained MobileNetV2 features (nsfwjs package), without LPIPS\'s learned\nlayer weights (7.6 s/step vs 0.86 s/step for photo64 on 2-core wasm); --perceptual gradients is an\nL1 distance between image-gradient pyramids; --perceptual none trains on the MSE alone (the\nhighest PSNR).\n\nExample:\n  selftok train-renderer --model runs/tiny --data shapes --out runs/tiny-renderer --steps 1000\n',
     );
   cmd.addOption(
     new Option('--perceptual <kind>', 'perceptual term; auto = mobilenet on WebGPU, gradients on the CPU (9× cheaper there); a resumed run keeps its own')

@@ -92,6 +92,9 @@ async function chunked(B: number, chunk: number, K: number, ids: Int32Array, fn:
 
 export async function encodeAll(model: Selftok, images: Images, chunk: number): Promise<Int32Array> {
   const K = model.K;
+  // a model with a VAE encodes one image per call: the VAE's full-resolution activations are
+  // large, and one batch size keeps jax-js's wasm heap (no coalescing) from fragmenting
+  if (model.cfg.vae) chunk = 1;
   const ids = new Int32Array(images.length * K);
   for (let s = 0; s < images.length; s += chunk) {
     const part = images.slice(s, s + chunk);

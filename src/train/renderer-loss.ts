@@ -47,11 +47,11 @@ export function gradientPyramidLoss(a: np.Array, b: np.Array, levels = 3): np.Ar
   return total;
 }
 
-export const PERCEPTUAL_KINDS = ['mobilenet', 'gradients'] as const;
+export const PERCEPTUAL_KINDS = ['mobilenet', 'gradients', 'none'] as const;
 export type PerceptualKind = (typeof PERCEPTUAL_KINDS)[number];
 
-/** The perceptual term: the MobileNetV2 feature distance (its net), or the gradient pyramid. */
-export type Perceptual = { kind: 'mobilenet'; net: MobileNetV2 } | { kind: 'gradients' };
+/** The perceptual term: the MobileNetV2 feature distance (its net), the gradient pyramid, or none (MSE alone). */
+export type Perceptual = { kind: 'mobilenet'; net: MobileNetV2 } | { kind: 'gradients' } | { kind: 'none' };
 
 /** `features`: the MobileNetV2 weights when the perceptual term is `mobilenet` (not trained). */
 export type RendererBatch = { tokens: np.Array; x0: np.Array; lambdaP: np.Array; features?: MobileNetWeights };
@@ -66,8 +66,12 @@ export function rendererLoss(cfg: SelftokConfig, p: { ren: RendererParams }, b: 
     // mean over the taps, so that λ_p weighs one layer's normalised feature distance
     pl = mobilenetDistance(perceptual.net, b.features!, out, b.x0).mul(1 / PERCEPTUAL_TAPS.length);
     tree.dispose(b.features!);
-  } else {
+  } else if (perceptual.kind === 'gradients') {
     pl = gradientPyramidLoss(out, b.x0);
+  } else {
+    out.dispose();
+    b.x0.dispose();
+    pl = np.zeros([]);
   }
   const loss = mse.ref.add(pl.ref.mul(b.lambdaP));
   return [loss, { mse, perceptual: pl }];

@@ -255,7 +255,7 @@ export class Trainer {
     const pixels = await data.trainBatch(this.rng, B);
     const ids = await this.model.encode(pixels, B); // frozen encoder + codebook
     if (!this.renderGrad) {
-      let perceptual: Perceptual = { kind: 'gradients' };
+      let perceptual: Perceptual = { kind: this.perceptual === 'none' ? 'none' : 'gradients' };
       if (this.perceptual === 'mobilenet') {
         const net = await MobileNetV2.load();
         this.perceptualWeights = net.weights(PERCEPTUAL_TAPS.at(-1));
