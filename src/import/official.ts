@@ -47,6 +47,15 @@ function convToPatchLinear(D: number, C: number, p: number): (x: Float32Array) =
   };
 }
 
+/** PyTorch Conv2d O×I×kh×kw → kh×kw×I×O (the VAE's layout, sd3-vae.ts). */
+function convToHwio(O: number, I: number, kh: number, kw: number): (x: Float32Array) => Float32Array {
+  return (x) => {
+    const y = new Float32Array(x.length);
+    for (let o = 0; o < O; o++) for (let i = 0; i < I; i++) for (let a = 0; a < kh; a++) for (let b = 0; b < kw; b++) y[((a * kw + b) * I + i) * O + o] = x[((o * I + i) * kh + a) * kw + b];
+    return y;
+  };
+}
+
 /** A [1, G·G, D] table → its centre g×g crop [g·g, D] (top = left = (G − g) // 2, as cropped_pos_embed). */
 function centreCrop(G: number, g: number, D: number): (x: Float32Array) => Float32Array {
   const top = Math.floor((G - g) / 2);
@@ -129,12 +138,13 @@ export function officialConfig(keys: Map<string, TensorInfo>, o: OfficialOptions
 
 /** The VAE architecture a checkpoint implies (SAI layout names, after vaeNameMap's renaming). */
 export function vaeConfigFrom(keys: Map<string, TensorInfo>, where: string): VaeConfig {
-  const [ch] = need(keys, 'encoder.conv_in.weight', where);
+  // conv weights in our layout: kh×kw×I×O
+  const ch = need(keys, 'encoder.conv_in.weight', where)[3];
   const levels = countIndexed(keys, 'encoder.down.');
   const chMult: number[] = [];
-  for (let i = 0; i < levels; i++) chMult.push(need(keys, `encoder.down.${i}.block.0.conv1.weight`, where)[0] / ch);
+  for (let i = 0; i < levels; i++) chMult.push(need(keys, `encoder.down.${i}.block.0.conv1.weight`, where)[3] / ch);
   const numResBlocks = countIndexed(keys, 'encoder.down.0.block.');
-  const [z2] = need(keys, 'encoder.conv_out.weight', where);
+  const z2 = need(keys, 'encoder.conv_out.weight', where)[3];
   return { ch, chMult, numResBlocks, zChannels: z2 / 2, shift: 0.0609, scale: 1.5305 };
 }
 
@@ -305,9 +315,10 @@ export function vaeNameMap(keys: Map<string, TensorInfo>, where: string): { map:
   }
   const renamed = new Map<string, TensorInfo>();
   for (const [ours, r] of rename) {
-    const shape = r.shape.length === 2 && /\.(q|k|v|proj_out)\.weight$/.test(ours) ? [...r.shape, 1, 1] : r.shape;
-    renamed.set(ours, { dtype: 'F32', shape });
-    t.add(`vae.${ours}`, r.from, r.shape, r.convert);
+    // SAI: conv weights O×I×kh×kw; diffusers' attention projections are Linear O×I (a 1×1 conv)
+    const conv = r.shape.length === 4 ? r.shape : r.shape.length === 2 && /\.(q|k|v|proj_out)\.weight$/.test(ours) ? [...r.shape, 1, 1] : null;
+    renamed.set(ours, { dtype: 'F32', shape: conv ? [conv[2], conv[3], conv[1], conv[0]] : r.shape });
+    t.add(`vae.${ours}`, r.from, r.shape, conv ? convToHwio(conv[0], conv[1], conv[2], conv[3]) : r.convert);
   }
   return { map: t, layout: sai ? 'sai' : 'diffusers', renamed };
 }
