@@ -96,6 +96,11 @@ test('DEP-5 licences: last matching stanza, converted raster extensions, install
   assert.equal(licenceOf(st, 'usr/share/other.png')!.pattern, '*');
   // a wildcard .svg pattern does not swallow raster files once its extension is dropped
   assert.equal(licenceOf(parseCopyright('Files: *\nLicense: X\n\nFiles: images/*.svg\nLicense: Y\n'), 'a/images/b.png')!.license, 'X');
+  // a source-tree path is matched whole: samples/data/ is not the top-level data/ folder
+  const cv = parseCopyright('Files: *\nLicense: Apache-2.0 AND BSD-3-Clause\n\nFiles: data/*\nLicense: BSD-3-Clause\n');
+  assert.equal(licenceOf(cv, 'samples/data/apple.jpg')!.license, 'BSD-3-Clause');
+  assert.equal(licenceOf(cv, 'samples/data/apple.jpg', { anchored: true })!.license, 'Apache-2.0 AND BSD-3-Clause');
+  assert.equal(licenceOf(cv, 'data/apple.jpg', { anchored: true })!.license, 'BSD-3-Clause');
 });
 
 test('the automatic checks: flat, greyscale, small and transparent images fail, photos pass', async () => {

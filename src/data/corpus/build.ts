@@ -289,7 +289,10 @@ export async function buildCorpus(opts: BuildOptions): Promise<Manifest> {
     }
     for (const u of mine) {
       const family = familyOf(rule.pkg, basename(u.c.pkgDir), u.c.path);
-      const lic = licenceOf(u.stanzas, u.c.licencePath);
+      const mapped = rule.sourcePath && u.c.licencePath.startsWith(rule.sourcePath[0]);
+      const lic = mapped
+        ? licenceOf(u.stanzas, rule.sourcePath![1] + u.c.licencePath.slice(rule.sourcePath![0].length), { anchored: true })
+        : licenceOf(u.stanzas, u.c.licencePath);
       const specific = lic && lic.pattern !== '*';
       const id = `${rule.id}-${sha1(`${rule.pkg}/${u.c.path}`).slice(0, 10)}`;
       images.push({

@@ -60,11 +60,12 @@ function matches(pattern: string, paths: string[]): boolean {
  * The licence of `path` (a path inside the package or an archive in it), or undefined if no
  * stanza matches. In order: the last stanza with a pattern matching a path suffix; else the
  * last one naming the file's base name exactly (installed paths drop the source folders);
- * else the package default (`Files: *`).
+ * else the package default (`Files: *`). `anchored`: `path` is the file's path in the source
+ * tree, so a pattern must match all of it (DEP-5's own rule), not a suffix.
  */
-export function licenceOf(stanzas: Stanza[], path: string): LicenceMatch | undefined {
+export function licenceOf(stanzas: Stanza[], path: string, opts: { anchored?: boolean } = {}): LicenceMatch | undefined {
   const parts = path.split('/');
-  const suffixes = parts.map((_, i) => parts.slice(i).join('/'));
+  const suffixes = opts.anchored ? [path] : parts.map((_, i) => parts.slice(i).join('/'));
   const base = parts[parts.length - 1];
   const found = (st: Stanza, pattern: string): LicenceMatch => ({ license: st.license, copyright: st.copyright, comment: st.comment, pattern });
   const passes: ((pattern: string) => boolean)[] = [

@@ -23,6 +23,13 @@ export type SourceRule = {
   trainOnly?: boolean;
   /** The licence where the package's copyright file is not machine-readable or has no stanza for the file. */
   license?: string;
+  /**
+   * Where the installed files come from in the source tree ([installed prefix, source prefix]):
+   * with it, the copyright file's patterns must match the whole source path, not a suffix
+   * (opencv-doc installs samples/data/ as examples/data/, and the stanza `Files: data/*`
+   * is the top-level data/ folder of Haar cascades, not the sample photos).
+   */
+  sourcePath?: [string, string];
   what: string;
 };
 
@@ -68,6 +75,7 @@ export const SOURCES: SourceRule[] = [
     pkg: 'opencv-doc',
     include: /examples\/(data|hfs\/data|alphamat\/input_images|reg)\/[^/]*\.(jpe?g|png)$/,
     exclude: /(left|right)\d|chessboard|calib|pic\d|mask|Blender|Logo|ml\.png|sudoku|notes|text|letter|digits|gradient|lena|starry_night|mosaic/i,
+    sourcePath: ['usr/share/doc/opencv-doc/examples/', 'samples/'],
     what: 'OpenCV sample photographs',
   },
   {
