@@ -25,7 +25,7 @@ const TFJS = [
 ];
 
 async function input224(file: string): Promise<np.Array> {
-  const { data } = await sharp(join(PACKAGE_ROOT, 'assets', 'samples', file)).removeAlpha().resize(224, 224, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
+  const { data } = await sharp(join(PACKAGE_ROOT, 'test', 'fixtures', 'mobilenet', file)).removeAlpha().resize(224, 224, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
   return np.array(Float32Array.from(data, (v) => v / 255)).reshape([1, 224, 224, 3]);
 }
 

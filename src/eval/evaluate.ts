@@ -300,9 +300,9 @@ export function reportMarkdown(r: EvalResult, dataName: string): string {
   L.push(`| ${r.steps}-step diffusion${r.guidance === 1 && r.temperature === 1 ? '' : ` (${[r.guidance === 1 ? '' : `guidance ${r.guidance}`, r.temperature === 1 ? '' : `temperature ${r.temperature}`].filter(Boolean).join(', ')})`} | ${f2(r.psnr)} | ${f3(r.ssim)} | ${f3(r.featureDistance)} | ${f2(r.colourError)} |`);
   if (r.renderer) L.push(`| one-step renderer | ${f2(r.renderer.psnr)} | ${f3(r.renderer.ssim)} | ${f3(r.renderer.featureDistance)} | ${f2(r.renderer.colourError)} |`);
   L.push(`| thumbnail ${b.sameBits.side}×${b.sameBits.side} (${b.sameBits.bits} bits) | ${f2(b.sameBits.psnr)} | ${f3(b.sameBits.ssim)} | ${f3(b.sameBits.featureDistance)} | ${f2(b.sameBits.colourError)} |`);
-  L.push(`| thumbnail ${b.fourTimesBits.side}×${b.fourTimesBits.side} (${b.fourTimesBits.bits} bits) | ${f2(b.fourTimesBits.psnr)} | ${f3(b.fourTimesBits.ssim)} | ${f3(b.fourTimesBits.featureDistance)} | ${f2(b.fourTimesBits.colourError)} |`);
+  L.push(`| thumbnail ${b.fourTimesBits.side}×${b.fourTimesBits.side} (${b.fourTimesBits.bits} bits) | ${f2(b.fourTimesBits.psnr)} | ${f3(b.fourTimesBits.ssim)} | ${f3(b.fourTimesBits.featureDistance)} | ${f2(b.fourTimesBits.colourError)} |`, '');
   if (r.psnrNoTokens !== undefined) {
-    L.push('', '## Progressive reconstruction (first n encoder-order tokens kept)', '');
+    L.push('## Progressive reconstruction (first n encoder-order tokens kept)', '');
     L.push('| tokens kept | PSNR | SSIM |', '| --- | --- | --- |');
     L.push(`| 0 | ${f2(r.psnrNoTokens)} | ${f3(r.ssimNoTokens ?? NaN)} |`);
     for (const p of r.progressive) L.push(`| ${p.tokens} | ${f2(p.psnr)} | ${f3(p.ssim)} |`);
