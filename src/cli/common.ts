@@ -68,7 +68,7 @@ export function guidanceOption(cmd: Command): Command {
 /** The options every training command shares (steps, batch, lr, seed, resume, intervals). */
 export function trainingOptions(cmd: Command): Command {
   return cmd
-    .requiredOption('--data <source>', 'shapes | photos | photos+skimage | corpus | mnist | a folder of images')
+    .requiredOption('--data <source>', 'shapes | scenes | photos | photos+skimage | corpus | mnist | a folder of images')
     .requiredOption('--out <dir>', 'output model directory (checkpoints, samples, log)')
     .option('--steps <n>', 'total training steps', parseInt10('--steps', 1), 2000)
     .option('--batch <n>', 'batch size (default: from the config)', parseInt10('--batch', 1))

@@ -9,7 +9,7 @@ import { deviceOption, guidanceOption, loadModel, modelOption, parseInt10, progr
 export function evalCommand(): Command {
   const cmd = new Command('eval')
     .description("reconstruction quality on a data source's held-out split: PSNR, SSIM, no-token baseline, progressive curve, bpp, PNG grids")
-    .requiredOption('--data <source>', 'shapes | photos | photos+skimage | corpus | mnist | a folder of images')
+    .requiredOption('--data <source>', 'shapes | scenes | photos | photos+skimage | corpus | mnist | a folder of images')
     .requiredOption('--report <file.md>', 'markdown report (PNG grids are written next to it)')
     .option('--json <file>', 'also write the figures as JSON')
     .option('--limit <n>', 'number of held-out images', parseInt10('--limit', 2), 64)

@@ -10,7 +10,7 @@ import { UserError } from '../util/errors.ts';
 export function trainCommand(): Command {
   const cmd = new Command('train')
     .description('train a Selftok tokenizer (encoder + VQ codebook + diffusion decoder)')
-    .option('--config <name|file>', 'named config (tiny, small, photo64) or a JSON file; with --resume, a new training recipe: only its train and sampler sections may differ from the run\'s')
+    .option('--config <name|file>', 'named config (tiny, small, photo64, scenes) or a JSON file; with --resume, a new training recipe: only its train and sampler sections may differ from the run\'s')
     .addHelpText('after', '\nExample:\n  selftok train --config tiny --data shapes --out runs/tiny --steps 2000 --device wasm\n');
   return deviceOption(trainingOptions(cmd)).action(async (o) => {
     // config and recipe are checked before the device starts, so a bad file fails fast and alone

