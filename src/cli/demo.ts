@@ -39,7 +39,8 @@ export function demoCommand(): Command {
     bar.stop();
     const n = size * size * 3;
     const w = model.guidance(o.guidance);
-    const how = `${o.steps}-step diffusion${w === 1 ? '' : `, guidance ${w}`}`;
+    const tau = model.temperature(o.temperature);
+    const how = `${o.steps}-step diffusion${w === 1 ? '' : `, guidance ${w}`}${tau === 1 ? '' : `, temperature ${tau}`}`;
     const diffusion = prog.get(K)!;
     const rendered = model.hasRenderer ? await model.render(ids, B) : null;
     const out = new OutputSet();
