@@ -145,3 +145,24 @@ test('scorer says 0 when the scene does not fit: wrong colour, wrong count, reve
   assert.equal(one('an orange triangle and a green square', 'an orange triangle and a green square').score, 1);
   assert.equal(one('a green triangle and an orange square', 'an orange triangle and a green square').score, 0);
 });
+
+test('tokenizer ceiling: a lossless tokenizer scores the ground truth, a blank one scores 0', async () => {
+  const { tokenizerCeiling } = await import('../src/ar/ceiling.ts');
+  // stand-ins for a Selftok: "tokens" carry the image itself (lossless) or nothing (blank)
+  const fake = (lossless: boolean) => {
+    let last = new Float32Array(0);
+    return {
+      cfg: { image: { size: SIZE } },
+      encode: async (x: Float32Array, B: number) => ((last = x.slice()), new Int32Array(B * 32)),
+      render: async () => (lossless ? last : last.map(() => 0.6)),
+      decode: async () => last,
+    } as unknown as import('../src/tokenizer/model.ts').Selftok;
+  };
+  const perfect = await tokenizerCeiling(fake(true), { perCategory: 20, decoder: 'renderer' });
+  assert.deepEqual(perfect.categories, perfect.groundTruth);
+  assert.ok(perfect.overall >= 0.98, String(perfect.overall));
+  assert.ok(perfect.composition.prompts > 0);
+  const blank = await tokenizerCeiling(fake(false), { perCategory: 20, decoder: 'renderer' });
+  assert.equal(blank.overall, 0);
+  assert.equal(blank.failures.length, 24);
+});
