@@ -78,7 +78,7 @@ type Row = {
   rendererImagesPerSecond: number | null;
   peakMemoryMB: number;
   /** With --torch: the same step in PyTorch, and how many times longer ours takes. */
-  torch?: { device: string; threads: number; version: string; stepMs: number; imagesPerSecond: number };
+  torch?: { device: string; threads: number; version: string; stepMs: number; imagesPerSecond: number; peakMB: number; peakKind: string };
   slowerThanTorch?: number;
 };
 
@@ -97,7 +97,7 @@ function torchStep(python: string, config: string, batch: number, device: string
     process.exit(1);
   }
   const t = JSON.parse(line);
-  return { device: t.device, threads: t.threads, version: t.torch, stepMs: t.msPerStep, imagesPerSecond: t.imagesPerSecond };
+  return { device: t.device, threads: t.threads, version: t.torch, stepMs: t.msPerStep, imagesPerSecond: t.imagesPerSecond, peakMB: t.peakMB, peakKind: t.peakKind };
 }
 const rows: Row[] = [];
 
@@ -155,10 +155,10 @@ process.exit(0);
 function printTable(res: { device: string; machine: string; rows: Row[] }): void {
   const f = (x: number, d = 1) => x.toFixed(d);
   console.log(`device ${res.device} (${res.machine})`);
-  console.log('| config | params | batch | train step ms | train img/s | encode img/s | 50-step decode img/s | renderer img/s | peak MB | PyTorch step ms | × PyTorch time |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  console.log('| config | params | batch | train step ms | train img/s | encode img/s | 50-step decode img/s | renderer img/s | peak MB | PyTorch step ms | × PyTorch time | PyTorch peak MB | × PyTorch memory |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of res.rows) {
-    const tr = r.torch ? `${f(r.torch.stepMs, 0)} (${r.torch.device}${r.torch.device === 'cpu' ? `, ${r.torch.threads} thread` : ''}) | ${f(r.trainStepMs / r.torch.stepMs, 2)}` : '– | –';
+    const tr = r.torch ? `${f(r.torch.stepMs, 0)} (${r.torch.device}${r.torch.device === 'cpu' ? `, ${r.torch.threads} thread` : ''}) | ${f(r.trainStepMs / r.torch.stepMs, 2)} | ${f(r.torch.peakMB)} | ${f(r.peakMemoryMB / r.torch.peakMB, 2)}` : '– | – | – | –';
     console.log(
       `| ${r.config} | ${(r.params / 1e6).toFixed(2)} M | ${r.batch} | ${f(r.trainStepMs, 0)} | ${f(r.trainImagesPerSecond)} | ${f(r.encodeImagesPerSecond)} | ${f(r.decode50ImagesPerSecond, 2)} | ${r.rendererImagesPerSecond === null ? '–' : f(r.rendererImagesPerSecond)} | ${f(r.peakMemoryMB)} | ${tr} |`,
     );

@@ -13,11 +13,17 @@ which includes it; it is small next to the network).
     python3 bench/torch_step.py --config configs/small.json --batch 128 --device cuda
 
 Prints one JSON line: config, device, batch, ms per step (median of --steps after --warmup),
-images/s.
+images/s, and the step's peak memory: on CUDA the allocator's high-water mark
+(torch.cuda.max_memory_allocated: tensors only, as our tracker counts live device buffers);
+on the CPU the growth of the process's resident set (its high-water mark, ru_maxrss, minus the
+resident set before the model is built: tensors plus allocator slack, without the interpreter
+and the torch library).
 """
 import argparse
 import json
 import math
+import os
+import resource
 import statistics
 import time
 
@@ -233,6 +239,17 @@ def diti_counts(cfg, t):
     return torch.where(tt >= lo, torch.full_like(tt, K), counts)
 
 
+def rss_mb():
+    """The process's resident set now (Linux /proc), MiB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mb():
+    """The process's resident-set high-water mark (ru_maxrss is in KiB on Linux), MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", required=True)
@@ -246,6 +263,7 @@ def main():
         torch.set_num_threads(a.threads)
     cfg = json.load(open(a.config))
     dev = torch.device(a.device)
+    rss_before = rss_mb()
     B = a.batch or cfg["train"]["batch"]
     S, C, K = cfg["image"]["size"], cfg["image"]["channels"], cfg["K"]
     qc = cfg["quantizer"]
@@ -297,7 +315,12 @@ def main():
         sync()
         times.append((time.perf_counter() - t0) * 1000)
     ms = statistics.median(times)
-    print(json.dumps({"config": cfg["name"], "device": str(dev), "threads": torch.get_num_threads(), "batch": B,
+    if dev.type == "cuda":
+        peak = {"peakMB": round(torch.cuda.max_memory_allocated() / 2**20, 1), "peakKind": "cuda allocator high-water mark (max_memory_allocated)"}
+    else:
+        peak = {"peakMB": round(peak_rss_mb() - rss_before, 1), "peakKind": "resident-set growth (ru_maxrss minus the RSS before the model was built)",
+                "rssBeforeMB": round(rss_before, 1)}
+    print(json.dumps({**peak,"config": cfg["name"], "device": str(dev), "threads": torch.get_num_threads(), "batch": B,
                       "params": sum(p.numel() for p in params), "msPerStep": round(ms, 2), "imagesPerSecond": round(B * 1000 / ms, 1),
                       "torch": torch.__version__}))
 
