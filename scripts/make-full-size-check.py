@@ -14,6 +14,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.normpath(os.path.join(HERE, '..', '..', 'shared', 'reference', 'cpu-harness')))
 from common import *  # noqa: F401,F403
 import torch
+from official_vae_shim import AsAutoencoderKL  # scripts/official_vae_shim.py
 import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import save_file
@@ -30,24 +31,6 @@ vae = SDVAE(dtype=torch.float32, device='cpu').eval()
 save_file({'first_stage_model.' + k: v.contiguous() for k, v in vae.state_dict().items()}, os.path.join(out, 'sd3_vae.safetensors'))
 
 
-class _Dist:
-    def __init__(self, h):
-        self.mean, self.logvar = torch.chunk(h, 2, dim=1)
-
-    def mode(self):
-        return self.mean
-
-
-class AsAutoencoderKL(torch.nn.Module):
-    def __init__(self, v):
-        super().__init__()
-        self.vae = v
-
-    def encode(self, x, return_dict=True):
-        return (_Dist(self.vae.encoder(x)),)
-
-    def decode(self, z, return_dict=True):
-        return (self.vae.decoder(z),)
 
 
 P.AutoencoderKL.from_pretrained = staticmethod(lambda *a, **kw: AsAutoencoderKL(vae))

@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.normpath(os.path.join(HERE, '..', '..', 'shared', 're
 from common import *  # noqa: F401,F403  (the harness shims; puts the official code on sys.path)
 import numpy as np
 import torch
+from official_vae_shim import AsAutoencoderKL  # scripts/official_vae_shim.py
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
@@ -132,25 +133,6 @@ class SmallVAE(torch.nn.Module):
         self.decoder = VAEDecoder(resolution=SIZE, **VAE)
 
 
-class _Dist:
-    def __init__(self, h):
-        self.mean, self.logvar = torch.chunk(h, 2, dim=1)
-
-    def mode(self):
-        return self.mean
-
-
-class AsAutoencoderKL(torch.nn.Module):
-    """The diffusers AutoencoderKL calls SelftokPipeline makes, over the sd3_impls modules."""
-    def __init__(self, vae):
-        super().__init__()
-        self.vae = vae
-
-    def encode(self, x, return_dict=True):
-        return (_Dist(self.vae.encoder(x)),)
-
-    def decode(self, z, return_dict=True):
-        return (self.vae.decoder(z),)
 
 
 torch.manual_seed(0)

@@ -47,6 +47,7 @@ except ImportError:
     sys.modules.update({'timm': types.ModuleType('timm'), 'timm.models': types.ModuleType('timm.models'), 'timm.models.vision_transformer': vt})
 from common import *  # noqa: F401,F403
 import torch
+from official_vae_shim import AsAutoencoderKL  # scripts/official_vae_shim.py
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 import torch.utils._device as _dev
@@ -67,24 +68,6 @@ class OnDevice(TorchFunctionMode):
         return func(*a, **kw)
 
 
-class _Dist:
-    def __init__(self, h):
-        self.mean, self.logvar = torch.chunk(h, 2, dim=1)
-
-    def mode(self):
-        return self.mean
-
-
-class AsAutoencoderKL(torch.nn.Module):
-    def __init__(self, v):
-        super().__init__()
-        self.vae = v
-
-    def encode(self, x, return_dict=True):
-        return (_Dist(self.vae.encoder(x)),)
-
-    def decode(self, z, return_dict=True):
-        return (self.vae.decoder(z),)
 
 
 def sync():

@@ -26,38 +26,42 @@ export interface DataSource {
   heldOut(n: number): Promise<HeldOut>;
 }
 
-export class ShapesSource implements DataSource {
-  readonly name = 'shapes';
-  constructor(readonly size: number) {}
+/**
+ * A procedural source: every image is drawn from a seed, training seeds < 2^31 from the
+ * training RNG, held-out seeds 2^31 + i.
+ */
+class SeededSource implements DataSource {
+  constructor(
+    readonly name: string,
+    readonly size: number,
+    private readonly draw: (seed: number, size: number) => Float32Array,
+  ) {}
   async trainBatch(rng: Rng, B: number): Promise<Float32Array> {
     const n = this.size * this.size * 3;
     const out = new Float32Array(B * n);
-    for (let b = 0; b < B; b++) out.set(renderShapes(rng.nextU32() & 0x7fffffff, this.size), b * n);
+    for (let b = 0; b < B; b++) out.set(this.draw(rng.nextU32() & 0x7fffffff, this.size), b * n);
     return out;
   }
   async heldOut(n: number): Promise<HeldOut> {
     const images: Float32Array[] = [];
     const names: string[] = [];
     for (let i = 0; i < n; i++) {
-      images.push(renderShapes((0x80000000 + i) >>> 0, this.size));
-      names.push(`shapes-heldout-${i}`);
+      images.push(this.draw((0x80000000 + i) >>> 0, this.size));
+      names.push(`${this.name}-heldout-${i}`);
     }
     return { images, names };
   }
 }
 
-export class ScenesSource implements DataSource {
-  readonly name = 'scenes';
-  constructor(readonly size: number) {}
-  async trainBatch(rng: Rng, B: number): Promise<Float32Array> {
-    const n = this.size * this.size * 3;
-    const out = new Float32Array(B * n);
-    for (let b = 0; b < B; b++) out.set(toUnitRange(renderScene(randomScene(rng.nextU32() & 0x7fffffff, this.size))), b * n);
-    return out;
+export class ShapesSource extends SeededSource {
+  constructor(size: number) {
+    super('shapes', size, renderShapes);
   }
-  async heldOut(n: number): Promise<HeldOut> {
-    const seeds = Array.from({ length: n }, (_, i) => (0x80000000 + i) >>> 0);
-    return { images: seeds.map((s) => toUnitRange(renderScene(randomScene(s, this.size)))), names: seeds.map((_, i) => `scenes-heldout-${i}`) };
+}
+
+export class ScenesSource extends SeededSource {
+  constructor(size: number) {
+    super('scenes', size, (seed, sz) => toUnitRange(renderScene(randomScene(seed, sz))));
   }
 }
 
