@@ -16,19 +16,31 @@ const o = new Command('training-curve')
   .opts();
 
 type Point = { step: number; psnr: number; ssim: number; json: any };
-function read(list: string[], pick: (j: any) => { psnr: number; ssim: number }): Point[] {
+function fail(msg: string): never {
+  console.error(`training-curve: ${msg}`);
+  process.exit(1);
+}
+function read(list: string[], what: string, pick: (j: any) => { psnr: number; ssim: number }): Point[] {
   return list
     .map((a) => {
       const [s, file] = a.split('=');
-      const json = JSON.parse(readFileSync(file, 'utf8'));
-      return { step: Number(s), ...pick(json), json };
+      if (!file || !Number.isFinite(Number(s))) fail(`${a}: expected STEP=FILE.json`);
+      let json: any;
+      try {
+        json = JSON.parse(readFileSync(file, 'utf8'));
+      } catch (e) {
+        fail(`${file}: not a readable eval JSON (${(e as Error).message.split('\n')[0]})`);
+      }
+      const fig = pick(json);
+      if (!Number.isFinite(fig?.psnr) || !Number.isFinite(fig?.ssim)) fail(`${file}: no ${what} PSNR/SSIM in it`);
+      return { step: Number(s), ...fig, json };
     })
     .sort((a, b) => a.step - b.step);
 }
-const diff = read(o.diffusion, (j) => ({ psnr: j.psnr, ssim: j.ssim }));
-const rend = read(o.renderer, (j) => ({ psnr: j.renderer.psnr, ssim: j.renderer.ssim }));
+const diff = read(o.diffusion, 'diffusion', (j) => ({ psnr: j?.psnr, ssim: j?.ssim }));
+const rend = read(o.renderer, 'renderer', (j) => ({ psnr: j?.renderer?.psnr, ssim: j?.renderer?.ssim }));
 const all = [...diff, ...rend];
-if (!all.length) throw new Error('no eval files given');
+if (!all.length) fail('no eval files given (--diffusion STEP=FILE … and/or --renderer STEP=FILE …)');
 const b = all[all.length - 1].json.baselines;
 const flat = (name: string, color: string, pts: Point[], y: number): Series => ({
   name,
