@@ -2,38 +2,29 @@
 // one-line error naming the file, a non-zero exit, and no partial output.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { wasm, microConfig, tmp } from './helpers.ts';
+import { wasm, microConfig, tmp, runCli, expectOneLineError, type CliResult } from './helpers.ts';
 import { Selftok } from '../src/tokenizer/model.ts';
 import { encodePng } from '../src/io/image.ts';
 import { renderShapes } from '../src/data/shapes.ts';
 
-const BIN = resolve('bin/selftok.js');
 let dir: string;
 let model: string;
 let other: string;
 let img: string;
 let img2: string;
 
-function run(...args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args, '--device', 'wasm'], { encoding: 'utf8', cwd: dir, timeout: 120_000 });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr.split('\n').filter((l) => l && !l.startsWith('selftok: device')).join('\n') };
+function run(...args: string[]): CliResult {
+  return runCli(dir, [...args, '--device', 'wasm']);
 }
 
 /** Commands that compute nothing (import, corpus) take no --device. */
-function runPlain(...args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: dir, timeout: 120_000 });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr.split('\n').filter((l) => l && !l.startsWith('import: ')).join('\n') };
+function runPlain(...args: string[]): CliResult {
+  return runCli(dir, args, /^import: /);
 }
 
-function expectError(r: ReturnType<typeof run>, pattern: RegExp): void {
-  assert.notEqual(r.code, 0, `should fail: ${r.out}`);
-  assert.equal(r.err.split('\n').length, 1, `one line: ${r.err}`);
-  assert.match(r.err, pattern);
-  assert.doesNotMatch(r.err, /internal error|at .*\.ts:\d+/);
-}
+const expectError = expectOneLineError;
 
 before(async () => {
   await wasm();

@@ -1,6 +1,9 @@
 import { mkdtempSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import assert from 'node:assert/strict';
+import type { ArConfig } from '../src/ar/model.ts';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { numpy as np, tree } from '@jax-js/jax';
 import { setupDevice } from '../src/engine/device.ts';
 import { renderShapes } from '../src/data/shapes.ts';
@@ -59,4 +62,40 @@ export function shapesPixels(S: number, ...seeds: number[]): Float32Array {
   const pix = new Float32Array(seeds.length * S * S * 3);
   seeds.forEach((seed, b) => pix.set(renderShapes(seed, S), b * S * S * 3));
   return pix;
+}
+
+export type CliResult = { code: number; out: string; err: string };
+
+/**
+ * Run the CLI (bin/selftok.js) in `cwd` as a user would; stderr lines matching `quiet` (progress
+ * and device notes) are left out of `err`, so that a failure's `err` is what the user reads.
+ */
+export function runCli(cwd: string, args: string[], quiet: RegExp = /^selftok: device/): CliResult {
+  const r = spawnSync(process.execPath, [resolve('bin/selftok.js'), ...args], { encoding: 'utf8', cwd, timeout: 300_000 });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr.split('\n').filter((l) => l && !quiet.test(l)).join('\n') };
+}
+
+/** A failed run with one line of error that matches `pattern` and no stack trace. */
+export function expectOneLineError(r: CliResult, pattern: RegExp): void {
+  assert.notEqual(r.code, 0, `should fail: ${r.out}`);
+  assert.equal(r.err.split('\n').length, 1, `one line: ${r.err}`);
+  assert.match(r.err, pattern);
+  assert.doesNotMatch(r.err, /internal error|at .*\.ts:\d+/);
+}
+
+/** A micro AR config for unit tests (2 × 32, maxLen 40: captions of 4 objects fit with K = 8). */
+export function microArConfig(over: Partial<ArConfig> = {}): ArConfig {
+  return {
+    name: 'micro-ar',
+    vocab: 0,
+    dim: 32,
+    depth: 2,
+    heads: 2,
+    hidden: 64,
+    maxLen: 40,
+    ropeBase: 10000,
+    order: 'ar',
+    train: { batch: 8, lr: 3e-3, beta1: 0.9, beta2: 0.98, weightDecay: 0, warmup: 5, cooldownFraction: 0, promptDrop: 0.1, mix: { textToImage: 0.5, imageToText: 0.4, imageOnly: 0.1 }, pool: 24 },
+    ...over,
+  };
 }

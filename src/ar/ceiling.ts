@@ -5,6 +5,7 @@
 import type { Selftok } from '../tokenizer/model.ts';
 import { CATEGORIES, namesHeldOutCombo, promptOf, promptText, renderScene, sceneForPrompt, toUnitRange, type Category } from './scenes.ts';
 import { scorePrompt } from './scorer.ts';
+import { HELD_OUT_SEED, toBytes } from './evaluate.ts';
 
 export type CeilingResult = {
   decoder: 'renderer' | 'diffusion';
@@ -17,8 +18,6 @@ export type CeilingResult = {
   failures: string[];
 };
 
-const toBytes = (x: Float32Array): Uint8Array => Uint8Array.from(x, (v) => Math.max(0, Math.min(255, Math.round((v + 1) * 127.5))));
-
 export async function tokenizerCeiling(model: Selftok, opts: { perCategory: number; decoder: 'renderer' | 'diffusion'; steps?: number }): Promise<CeilingResult> {
   const size = model.cfg.image.size;
   const n = size * size * 3;
@@ -29,7 +28,7 @@ export async function tokenizerCeiling(model: Selftok, opts: { perCategory: numb
   let compN = 0;
   for (const cat of CATEGORIES) {
     const specs = Array.from({ length: opts.perCategory }, (_, i) => promptOf('heldout', cat, i));
-    const truth = specs.map((s, i) => renderScene(sceneForPrompt(s, i, size)));
+    const truth = specs.map((s, i) => renderScene(sceneForPrompt(s, (HELD_OUT_SEED + i) >>> 0, size)));
     const batch = 16;
     let sum = 0;
     let gt = 0;
@@ -56,4 +55,24 @@ export async function tokenizerCeiling(model: Selftok, opts: { perCategory: numb
   }
   const overall = CATEGORIES.reduce((a, c) => a + categories[c], 0) / CATEGORIES.length;
   return { decoder: opts.decoder, perCategory: opts.perCategory, categories, overall, composition: { prompts: compN, score: compN ? comp / compN : NaN }, groundTruth, failures };
+}
+
+/** The ceiling as a report section (appended to `selftok eval --data scenes`). */
+export function ceilingMarkdown(c: CeilingResult): string {
+  const f = (x: number) => (Number.isNaN(x) ? 'n/a' : x.toFixed(3));
+  return [
+    '',
+    `## Tokenizer ceiling (scenes benchmark, ${c.decoder})`,
+    '',
+    `The scorer on reconstructions of ground-truth scenes for held-out prompts, ${c.perCategory} per category: what an AR model on these tokens can reach at best.`,
+    '',
+    '| category | reconstructions | ground truth |',
+    '| --- | --- | --- |',
+    ...CATEGORIES.map((k) => `| ${k} | ${f(c.categories[k])} | ${f(c.groundTruth[k])} |`),
+    `| **overall** | **${f(c.overall)}** | |`,
+    '',
+    `Composition hold-out prompts: ${f(c.composition.score)} on ${c.composition.prompts}.`,
+    '',
+    ...(c.failures.length ? ['Failures (prompt: unmet requirements):', '', ...c.failures.slice(0, 12).map((x) => `- ${x}`), ''] : []),
+  ].join('\n');
 }

@@ -5,6 +5,7 @@ import { gridPng, loadImage } from '../io/image.ts';
 import { encodeAll } from '../eval/evaluate.ts';
 import { psnr, ssim, mean } from '../eval/metrics.ts';
 import { OutputSet } from '../util/fsx.ts';
+import { arDemo, DEFAULT_AR } from './ar.ts';
 import { UserError } from '../util/errors.ts';
 import { deviceOption, guidanceOption, loadModel, modelOption, PACKAGE_ROOT, parseInt10, progressBar, startDevice } from './common.ts';
 
@@ -16,6 +17,8 @@ export function demoCommand(): Command {
     .option('-o, --output <dir>', 'output folder', 'selftok-demo')
     .option('--steps <n>', 'Euler steps of the diffusion decoder', parseInt10('--steps', 1), 50)
     .option('--images <dir>', 'folder of images to use instead of the bundled samples', SAMPLES_DIR)
+    .option('--ar <dir>', 'the AR model whose images and captions the demo also shows (scenes)', DEFAULT_AR)
+    .option('--no-ar', 'skip the AR part')
     .addHelpText('after', '\nExample:\n  npm start            # = selftok demo\n');
   return deviceOption(guidanceOption(modelOption(cmd))).action(async (o) => {
     const t0 = performance.now();
@@ -63,10 +66,12 @@ export function demoCommand(): Command {
     const scale = Math.max(1, Math.round(128 / size));
     out.add(join(o.output, 'reconstructions.png'), await gridPng(rows, size, scale));
     out.add(join(o.output, 'progressive.png'), await gridPng(strip, size, scale));
+    const arLines = o.ar && existsSync(o.ar) ? await arDemo(o.ar, out, o.output, scale) : [];
     out.commit();
+    for (const l of arLines) console.log(l);
     console.log(
       `demo: ${B} photos, mean PSNR ${mean(ps).toFixed(2)} dB, SSIM ${mean(ss).toFixed(3)}; wrote ${o.output}/reconstructions.png ` +
-        `(original | ${how}${rendered ? ' | renderer' : ''}) and ${o.output}/progressive.png (original | ${keeps.join(', ')} tokens) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+        `(original | ${how}${rendered ? ' | renderer' : ''}) and ${o.output}/progressive.png (original | ${keeps.join(', ')} tokens)${arLines.length ? `, ${o.output}/generated.png and ${o.output}/captions.png` : ''} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );
   });
 }

@@ -4,6 +4,7 @@ import { openSource } from '../data/source.ts';
 import { evaluate, reportMarkdown } from '../eval/evaluate.ts';
 import { UserError } from '../util/errors.ts';
 import { OutputSet } from '../util/fsx.ts';
+import { tokenizerCeiling, ceilingMarkdown } from '../ar/ceiling.ts';
 import { deviceOption, guidanceOption, loadModel, modelOption, parseInt10, progressBar, startDevice } from './common.ts';
 
 export function evalCommand(): Command {
@@ -16,6 +17,7 @@ export function evalCommand(): Command {
     .option('--steps <n>', 'Euler steps', parseInt10('--steps', 1), 50)
     .option('--seed <n>', 'noise seed', parseInt10('--seed'), 0)
     .option('--renderer', 'also measure the one-step renderer (the model must have one)', false)
+    .option('--ceiling <n>', 'with --data scenes: held-out prompt scenes per category for the tokenizer ceiling', parseInt10('--ceiling', 1), 32)
     .option('--no-probes', 'skip the no-token decode, the progressive curve and the token-swap probe (a quick checkpoint figure)')
     .addHelpText('after', '\nExample:\n  selftok eval --model runs/tiny --data shapes --limit 64 --report runs/tiny/eval.md --json runs/tiny/eval.json\n');
   return deviceOption(guidanceOption(modelOption(cmd))).action(async (o) => {
@@ -38,11 +40,13 @@ export function evalCommand(): Command {
       },
     });
     bar.stop();
+    // scenes: the tokenizer ceiling of the AR benchmark (the scorer on reconstructions of held-out prompt scenes)
+    const ceiling = data.name === 'scenes' ? await tokenizerCeiling(model, { perCategory: o.ceiling, decoder: model.hasRenderer ? 'renderer' : 'diffusion', steps: o.steps }) : null;
     const out = new OutputSet();
     const dir = dirname(o.report);
     for (const [name, png] of pngs) out.add(join(dir, name), png);
-    out.add(o.report, reportMarkdown(result, data.name));
-    if (o.json) out.add(o.json, JSON.stringify(result, null, 2) + '\n');
+    out.add(o.report, reportMarkdown(result, data.name) + (ceiling ? ceilingMarkdown(ceiling) : ''));
+    if (o.json) out.add(o.json, JSON.stringify(ceiling ? { ...result, ceiling } : result, null, 2) + '\n');
     out.commit();
     const prog = result.progressive.map((p) => `${p.tokens}:${p.psnr.toFixed(2)}`).join(' ');
     const b = result.baselines;
@@ -51,6 +55,7 @@ export function evalCommand(): Command {
         `${result.bitsPerPixel.toFixed(3)} bpp, progressive ${prog}` +
         (result.renderer ? `, renderer PSNR ${result.renderer.psnr.toFixed(2)} SSIM ${result.renderer.ssim.toFixed(3)} colour error ${result.renderer.colourError.toFixed(2)}` : '') +
         `; thumbnails ${b.sameBits.side}² ${b.sameBits.psnr.toFixed(2)} dB / ${b.sameBits.ssim.toFixed(3)}, ${b.fourTimesBits.side}² ${b.fourTimesBits.psnr.toFixed(2)} dB / ${b.fourTimesBits.ssim.toFixed(3)}` +
+        (ceiling ? `; scenes ceiling ${ceiling.overall.toFixed(3)} (${ceiling.decoder})` : '') +
         ` → ${o.report}`,
     );
   });

@@ -14,6 +14,7 @@ import { trainRendererCommand } from './train-renderer.ts';
 import { exportCommand } from './export.ts';
 import { corpusCommand } from './corpus.ts';
 import { importCommand } from './import.ts';
+import { arTrainCommand, askCommand, captionCommand, generateCommand, genevalCommand } from './ar.ts';
 
 const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
 
@@ -23,7 +24,7 @@ const program = new Command('selftok')
   .showHelpAfterError()
   .exitOverride();
 
-for (const c of [trainCommand(), encodeCommand(), decodeCommand(), reconstructCommand(), evalCommand(), demoCommand(), trainRendererCommand(), exportCommand(), corpusCommand(), importCommand()]) {
+for (const c of [trainCommand(), encodeCommand(), decodeCommand(), reconstructCommand(), evalCommand(), demoCommand(), trainRendererCommand(), exportCommand(), corpusCommand(), importCommand(), arTrainCommand(), generateCommand(), captionCommand(), askCommand(), genevalCommand()]) {
   program.addCommand(c.exitOverride());
 }
 

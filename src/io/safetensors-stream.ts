@@ -5,8 +5,8 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
-export type StreamDType = 'F32' | 'F16' | 'BF16' | 'I32';
-const BYTES: Record<StreamDType, number> = { F32: 4, F16: 2, BF16: 2, I32: 4 };
+export type StreamDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I8';
+const BYTES: Record<StreamDType, number> = { F32: 4, F16: 2, BF16: 2, I32: 4, I8: 1 };
 
 /** A tensor to write: its bytes come from `data()` when its turn comes. */
 export type PendingTensor = { dtype: StreamDType; shape: number[]; data: () => Uint8Array | Promise<Uint8Array> };

@@ -43,8 +43,8 @@ export function modulate(h: np.Array, shift: np.Array, scale: np.Array): np.Arra
 }
 
 export type Mlp = { fc1: Linear; fc2: Linear };
-export function initMlp(init: Init, dim: number, hidden: number): Mlp {
-  return { fc1: initLinear(init, dim, hidden), fc2: initLinear(init, hidden, dim) };
+export function initMlp(init: Init, dim: number, hidden: number, out = dim): Mlp {
+  return { fc1: initLinear(init, dim, hidden), fc2: initLinear(init, hidden, out) };
 }
 /** Linear → GELU(tanh) → Linear (spec §3.1, §5.1). */
 export function mlp(p: Mlp, x: np.Array): np.Array {

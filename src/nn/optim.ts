@@ -15,6 +15,8 @@
 // measurable from fewer arrays.
 import { jit, numpy as np, type OwnedFunction } from '@jax-js/jax';
 import { countParams, flattenParams, mapParams, type Params } from './params.ts';
+import { asFloat32, type Tensor } from '../io/safetensors.ts';
+import { UserError } from '../util/errors.ts';
 
 /** Up to this many parameters a model's gradients and moments are one bucket; above it, one bucket per parameter. */
 export const ONE_BUCKET_MAX_PARAMS = 8_000_000;
@@ -83,9 +85,38 @@ export function unpackHost(layout: ParamLayout, buckets: Float32Array[]): Map<st
   return new Map(layout.slots.map((s) => [s.name, { shape: s.shape, data: buckets[s.bucket].subarray(s.offset, s.offset + s.size) }]));
 }
 
+/** Checkpoint side: the moments as per-parameter float32 tensors named PREFIX + parameter name. */
+export async function momentTensors(layout: ParamLayout, buckets: np.Array[], prefix: string): Promise<Map<string, Tensor>> {
+  const host: Float32Array[] = [];
+  for (const b of buckets) host.push(Float32Array.from((await b.ref.data()) as Float32Array));
+  const out = new Map<string, Tensor>();
+  for (const [k, a] of unpackHost(layout, host)) out.set(prefix + k, { dtype: 'F32', shape: a.shape, data: a.data });
+  return out;
+}
+
+/** Resume side: the moments of PREFIX + parameter name from checkpoint tensors, packed into the layout. */
+export function momentsFromTensors(layout: ParamLayout, tensors: Map<string, Tensor>, prefix: string, where: string): np.Array[] {
+  return packHost(layout, (name, shape) => {
+    const t = tensors.get(prefix + name);
+    if (!t || t.shape.join('x') !== shape.join('x')) throw new UserError(`${where}: missing or mis-shaped ${prefix}${name}`);
+    return asFloat32(t);
+  }).map((b) => np.array(b));
+}
+
 export function adamInit(layout: ParamLayout): AdamState {
   return { m: layout.bucketSizes.map((n) => np.zeros([n])), v: layout.bucketSizes.map((n) => np.zeros([n])), step: 0 };
 }
+
+/** What every training recipe sets for AdamW and its schedule (tokenizer and AR configs). */
+export type OptimizerSettings = {
+  batch: number;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  weightDecay: number;
+  /** Linear warm-up of the learning rate, in steps. */
+  warmup: number;
+};
 
 export type AdamHyper = { lr: number; beta1: number; beta2: number; weightDecay: number; eps?: number };
 

@@ -1,5 +1,6 @@
 // A model is config + weights (diffusers style). Configs are plain JSON; the named
 // ones live in configs/*.json and ship with the package.
+import type { OptimizerSettings } from '../nn/optim.ts';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.ts';
@@ -51,13 +52,7 @@ export type SelftokConfig = {
     /** Whether the renderer's canvas also gets the image-stream positions (default true; the official renderer: false). */
     rendererImagePos?: boolean;
   };
-  train: {
-    batch: number;
-    lr: number;
-    beta1: number;
-    beta2: number;
-    weightDecay: number;
-    warmup: number;
+  train: OptimizerSettings & {
     /** Fraction of a run's steps at its end over which the lr decays linearly to 0 (default 0; `--cooldown` overrides in steps). */
     cooldownFraction?: number;
     /** Clip for the per-token gradient scale 1/P(visible)^power (spec §4.6, §12.16); 1 disables it. */
@@ -72,6 +67,20 @@ export type SelftokConfig = {
     fineTokenDrop?: number;
     /** If set, the drop probability moves linearly from fineTokenDrop at step 0 to this value at the run's last step (schedule.ts fineTokenDropAt). */
     fineTokenDropEnd?: number;
+    /**
+     * Timestep shift s (default 1 = uniform t): training draws t = s·u / (1 + (s − 1)·u), u uniform,
+     * SD3's shift (flow.ts, shiftTimestep). s > 1 spends more steps at high noise, where the decoder
+     * needs the tokens, so the encoder gets more gradient per step.
+     */
+    tShift?: number;
+    /**
+     * Layout probe (off when absent; not in the paper): an MLP from the K quantized token
+     * embeddings to the image average-pooled to size × size, its MSE added to the loss with
+     * `weight`. It gives the encoder a direct gradient to say where things are, which the
+     * diffusion loss alone gives it only through a decoder that first learns to ignore the
+     * tokens (loss.ts). Its weights train with the encoder and are not used at inference.
+     */
+    probe?: { size: number; hidden: number; weight: number };
     /** Random crops for folder/photo data: scale range of the crop side relative to the shorter side. */
     cropScale: [number, number];
   };
@@ -143,6 +152,13 @@ export function validateConfig(raw: unknown, where: string): SelftokConfig {
   const fineDropEnd = c.train.fineTokenDropEnd;
   if (fineDropEnd !== undefined && !(fineDropEnd >= 0 && fineDropEnd <= 1)) fail('train.fineTokenDropEnd must be in [0, 1]');
   if (fineDropEnd !== undefined && fineDrop === undefined) fail('train.fineTokenDropEnd needs train.fineTokenDrop');
+  const probe = c.train.probe;
+  if (probe !== undefined) {
+    if (!(Number.isInteger(probe.size) && probe.size > 0 && size % probe.size === 0)) fail(`train.probe.size must divide image.size ${size}`);
+    if (!(Number.isInteger(probe.hidden) && probe.hidden > 0)) fail('train.probe.hidden must be a positive integer');
+    if (!(probe.weight >= 0 && Number.isFinite(probe.weight))) fail('train.probe.weight must be a number ≥ 0');
+  }
+  if (c.train.tShift !== undefined && !(c.train.tShift > 0 && Number.isFinite(c.train.tShift))) fail('train.tShift must be a number > 0');
   c.decoder.outChannels ??= 0;
   c.quantizer.continuousSteps ??= 0;
   c.train.cooldownFraction ??= 0;

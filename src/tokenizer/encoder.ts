@@ -42,6 +42,8 @@ export type EncoderParams = {
   tok: TokenBlock[];
   projIn: Linear;
   postLn: LayerNormP;
+  /** Training-only layout probe (config train.probe; loss.ts). */
+  probe?: Mlp;
 };
 
 /** Token position fed to the token-aware AdaLN (DiTi_cont.get_position, spec §3.4). */
@@ -75,6 +77,7 @@ export function initEncoder(cfg: SelftokConfig, init: Init): EncoderParams {
     tok,
     projIn: initLinear(init, Dq, cfg.quantizer.dim),
     postLn: initLayerNorm(init, cfg.quantizer.dim),
+    ...(cfg.train.probe ? { probe: initMlp(init, cfg.K * cfg.quantizer.dim, cfg.train.probe.hidden, cfg.train.probe.size ** 2 * cfg.image.channels) } : {}),
   };
 }
 

@@ -84,6 +84,15 @@ export function tokenGradScale(t: Float32Array, lossTMin: number, encoderLossTMi
   return t.map((x) => ratio(x) / z);
 }
 
+/**
+ * SD3's timestep shift (Esser et al. 2024, eq. 23): t' = s·t / (1 + (s − 1)·t). s = 1 is the
+ * identity; s > 1 moves training time toward pure noise (t = 1), where x_t says little and the
+ * decoder must read the tokens. Monotone, fixes 0 and 1.
+ */
+export function shiftTimestep(t: number, s: number): number {
+  return (s * t) / (1 + (s - 1) * t);
+}
+
 /** One step of the sampler grid: t_i, the step size to t_{i+1}, and τ_i for the token mask. */
 export type SamplerStep = { t: number; dt: number; tau: number };
 

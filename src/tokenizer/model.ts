@@ -5,8 +5,10 @@ import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs
 import { join } from 'node:path';
 import { jit, numpy as np, random, tree, type OwnedFunction } from '@jax-js/jax';
 import { countParams, flattenParams, Init, mapParams, type Params } from '../nn/params.ts';
+import { JitCache } from '../engine/jit-cache.ts';
+import { readWeight, storeWeight, type WeightFormat } from '../io/weights.ts';
 import { fromHalf, readSafetensorsMetadata, toHalf, type Tensor } from '../io/safetensors.ts';
-import { writeSafetensorsStreamed } from '../io/safetensors-stream.ts';
+import { writeSafetensorsStreamed, type PendingTensor } from '../io/safetensors-stream.ts';
 import { openCheckpoint } from '../import/checkpoint.ts';
 import { activeDevice } from '../engine/device.ts';
 import { initVae, Sd3Vae, type VaeParams } from '../vae/sd3-vae.ts';
@@ -100,7 +102,7 @@ export class Selftok {
   step = 0;
   /** The parts whose weights are loaded (Selftok.load with `parts`); the others are lazy zeros. */
   parts: readonly ModelPart[] = ALL_PARTS;
-  private jitCache = new Map<string, OwnedFunction<(...args: any[]) => any>>();
+  private jitCache = new JitCache();
 
   constructor(
     readonly cfg: SelftokConfig,
@@ -215,7 +217,7 @@ export class Selftok {
         if (!info) throw new UserError(`${wPath}: missing tensor ${name}`);
         if (info.shape.join('x') !== shape.join('x')) throw new UserError(`${wPath}: tensor ${name} has shape [${info.shape}], model expects [${shape}]`);
       }
-      const read = (name: string): Float32Array => ck.read(name);
+      const read = (name: string): Float32Array => readWeight(ck, keys, name);
       model.loadWith(read, wPath, parts);
       model.fingerprint = fileFingerprint(wPath);
       model.step = Number(readSafetensorsMetadata(wPath).step ?? 0);
@@ -223,6 +225,25 @@ export class Selftok {
     } finally {
       ck.close();
     }
+  }
+
+  /**
+   * The identity of the tokens this model makes: sha256 (16 hex) over K, the codebook and the
+   * encoder's weights as float32 (not the layout probe, which only trains it). Two model
+   * directories with the same encoder and codebook — one with a renderer added, one exported
+   * with an int8 decoder — tokenize alike and share it; an AR model records it.
+   */
+  async tokenFingerprint(): Promise<string> {
+    this.need('encode');
+    const h = createHash('sha256');
+    h.update(`K=${this.K};C=${this.codebookSize};`);
+    for (const [name, a] of flattenParams(this.params.enc as unknown as Params)) {
+      if (name.startsWith('probe.')) continue;
+      h.update(name);
+      h.update(new Uint8Array(Float32Array.from((await a.ref.data()) as Float32Array).buffer));
+    }
+    h.update(new Uint8Array(this.codebook.codebook.slice().buffer));
+    return h.digest('hex').slice(0, 16);
   }
 
   /** Replace weights and codebook from tensors (shape-checked; every parameter must be present). */
@@ -266,31 +287,36 @@ export class Selftok {
     return out;
   }
 
-  /** Write config.json + model.safetensors atomically; updates the fingerprint. */
-  async save(dir: string, opts: { half?: boolean } = {}): Promise<void> {
+  /**
+   * Write config.json + model.safetensors atomically; updates the fingerprint. `format`: the
+   * weights' storage (io/weights.ts; default float32); the encoder and the codebook are never
+   * int8 (they decide the tokens, and are small).
+   */
+  async save(dir: string, opts: { format?: WeightFormat; inference?: boolean } = {}): Promise<void> {
     const path = join(dir, 'model.safetensors');
-    const tensors = await this.tensors(opts.half);
-    const pending = new Map([...tensors].map(([name, t]) => [name, { dtype: t.dtype, shape: t.shape, data: () => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) }]));
-    await writeSafetensorsStreamed(path, pending, { format: 'selftok', step: String(this.step), config: this.cfg.name });
-    writeFileAtomic(join(dir, 'config.json'), JSON.stringify(this.cfg, null, 2) + '\n');
+    const format = opts.format ?? 'float32';
+    const pending = new Map<string, PendingTensor>();
+    // `inference` (export): without the training-only layout probe, in the weights and the config
+    const cfg = opts.inference ? structuredClone(this.cfg) : this.cfg;
+    if (opts.inference) delete cfg.train.probe;
+    for (const [name, t] of await this.tensors(false)) {
+      if (opts.inference && name.startsWith('enc.probe.')) continue;
+      for (const [k, st] of storeWeight(name, t.data as Float32Array, t.shape, format, name === 'quantizer.codebook' || name.startsWith('enc.'))) pending.set(k, { dtype: st.dtype, shape: st.shape, data: () => st.bytes });
+    }
+    await writeSafetensorsStreamed(path, pending, { format: 'selftok', step: String(this.step), config: cfg.name, weights: format });
+    writeFileAtomic(join(dir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
     this.fingerprint = fileFingerprint(path);
   }
 
   // ------------------------------------------------------------- compute -----------
 
   private cached<F extends (...args: any[]) => any>(name: string, make: () => OwnedFunction<F>): OwnedFunction<F> {
-    let f = this.jitCache.get(name);
-    if (!f) {
-      f = make();
-      this.jitCache.set(name, f);
-    }
-    return f as OwnedFunction<F>;
+    return this.jitCache.get(name, make);
   }
 
   /** Free compiled functions (after training changes shapes or when done). */
   disposeCompiled(): void {
-    for (const f of this.jitCache.values()) f.dispose();
-    this.jitCache.clear();
+    this.jitCache.dispose();
     this.vaeRunner?.disposeCompiled();
     this.vaeRunner = null;
   }

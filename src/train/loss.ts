@@ -6,7 +6,7 @@ import { lax, numpy as np, random, tree } from '@jax-js/jax';
 import type { SelftokConfig } from '../tokenizer/config.ts';
 import { decoderNet, embedNoisy } from '../tokenizer/decoder.ts';
 import { encodeFeatures, postNorm } from '../tokenizer/encoder.ts';
-import { scaleGradient } from '../nn/layers.ts';
+import { mlp, scaleGradient, type Mlp } from '../nn/layers.ts';
 import { flowLoss, noisy } from '../tokenizer/flow.ts';
 import type { ModelParams } from '../tokenizer/model.ts';
 import { quantize } from '../tokenizer/quantizer.ts';
@@ -35,7 +35,9 @@ export type LossAux = { fm: np.Array; commit: np.Array; entropy: np.Array; z: np
 
 export function selftokLoss(cfg: SelftokConfig, params: { enc: ModelParams['enc']; dec: ModelParams['dec'] }, b: TrainBatch): [np.Array, LossAux] {
   const q = quantize(encodeFeatures(params.enc, cfg, b.x0.ref), b.codebook, cfg.quantizer, b.gradWeight, true, b.quantizeOn);
-  const h = scaleGradient(postNorm(params.enc, q.zq), b.sampleGradWeight.reshape([-1, 1, 1]));
+  const tokens = postNorm(params.enc, q.zq);
+  const probe = params.enc.probe && cfg.train.probe ? layoutProbeLoss(params.enc.probe, cfg, tokens.ref, b.x0.ref) : null;
+  const h = scaleGradient(tokens, b.sampleGradWeight.reshape([-1, 1, 1]));
   const eps = random.normal(b.key, b.x0.shape);
   const xt = noisy(b.x0.ref, eps.ref, b.t.ref);
   const out = decoderNet(params.dec, cfg, {
@@ -48,6 +50,20 @@ export function selftokLoss(cfg: SelftokConfig, params: { enc: ModelParams['enc'
   });
   tree.dispose(params);
   const fm = flowLoss(out, b.x0, eps, xt, b.t, cfg.decoder.prediction, cfg.train.lossTMin);
-  const loss = fm.ref.add(q.commit.ref.mul(cfg.quantizer.commitWeight)).sub(q.entropy.ref.mul(b.divWeight));
+  let loss = fm.ref.add(q.commit.ref.mul(cfg.quantizer.commitWeight)).sub(q.entropy.ref.mul(b.divWeight));
+  if (probe) loss = loss.add(probe.mul(cfg.train.probe!.weight));
   return [loss, { fm, commit: q.commit, entropy: q.entropy, z: lax.stopGradient(q.z), ids: q.ids }];
+}
+
+/**
+ * The layout probe's loss (config train.probe): MLP(tokens flattened) vs the image average-pooled
+ * to s × s, mean squared error. The tokens are the quantized ones (straight-through), so the
+ * gradient reaches the encoder as the decoder's does.
+ */
+function layoutProbeLoss(probe: Mlp, cfg: SelftokConfig, tokens: np.Array, x0: np.Array): np.Array {
+  const [B, H, W, C] = x0.shape;
+  const s = cfg.train.probe!.size;
+  const target = x0.reshape([B, s, H / s, s, W / s, C]).mean([2, 4]).reshape([B, s * s * C]);
+  const pred = mlp(probe, tokens.reshape([B, -1]));
+  return np.square(pred.sub(target)).mean();
 }

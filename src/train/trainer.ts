@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { jit, numpy as np, random, tree, valueAndGrad, type OwnedFunction } from '@jax-js/jax';
-import { adamInit, makeAdamUpdate, packHost, packTree, paramLayout, unpackHost, type AdamState, type ParamLayout } from '../nn/optim.ts';
+import { adamInit, makeAdamUpdate, momentTensors, momentsFromTensors, packTree, paramLayout, type AdamState, type ParamLayout } from '../nn/optim.ts';
 import { type Params } from '../nn/params.ts';
 import { asFloat32, encodeSafetensors, readSafetensors, readSafetensorsMetadata, type Tensor } from '../io/safetensors.ts';
 import type { DataSource } from '../data/source.ts';
@@ -13,7 +13,7 @@ import { writeFileAtomic } from '../util/fsx.ts';
 import { Rng } from '../util/rng.ts';
 import { validateConfig, type SelftokConfig } from '../tokenizer/config.ts';
 import { encodeFeatures } from '../tokenizer/encoder.ts';
-import { tokenGradScale } from '../tokenizer/flow.ts';
+import { shiftTimestep, tokenGradScale } from '../tokenizer/flow.ts';
 import { dropFinestTokens, fineTokenDropAt } from '../tokenizer/schedule.ts';
 import { l2normalize, type QuantizerStats } from '../tokenizer/quantizer.ts';
 import { Selftok, type ModelParams } from '../tokenizer/model.ts';
@@ -184,13 +184,7 @@ export class Trainer {
     cb.resetSize = Number(md.resetSize);
     cb.usageUpdates = Number(md.usageUpdates);
     // the moments are saved per parameter name (adam.m.<name>) and packed into the flat layout here
-    const load = (layout: ParamLayout, prefix: string) =>
-      packHost(layout, (name, shape) => {
-        const t = file.tensors.get(prefix + name);
-        if (!t || t.shape.join('x') !== shape.join('x')) throw new UserError(`${path}: missing or mis-shaped ${prefix}${name}`);
-        return asFloat32(t);
-      }).map((b) => np.array(b));
-    const adam = (layout: ParamLayout): AdamState => ({ m: load(layout, 'adam.m.'), v: load(layout, 'adam.v.'), step: Number(md.adamStep) });
+    const adam = (layout: ParamLayout): AdamState => ({ m: momentsFromTensors(layout, file.tensors, 'adam.m.', path), v: momentsFromTensors(layout, file.tensors, 'adam.v.', path), step: Number(md.adamStep) });
     const rng = new Rng(0);
     rng.state = Number(md.rngState) >>> 0;
     const t = new Trainer(model, rng, overrides.batch ?? overrides.recipe?.train.batch ?? Number(md.batch), overrides.lr ?? overrides.recipe?.train.lr ?? Number(md.lr), adam, mode);
@@ -310,7 +304,7 @@ export class Trainer {
     const t = new Float32Array(B);
     const drop = new Float32Array(B);
     for (let b = 0; b < B; b++) {
-      t[b] = this.rng.uniform();
+      t[b] = shiftTimestep(this.rng.uniform(), cfg.train.tShift ?? 1);
       drop[b] = this.rng.uniform() < cfg.decoder.condDrop ? 1 : 0;
     }
     // the mask uses the unshifted t, τ = 1000·t (spec §2.2, §12.5)
@@ -354,13 +348,8 @@ export class Trainer {
   async checkpoint(dir: string, extraMeta: Record<string, string> = {}): Promise<void> {
     const tensors = new Map<string, Tensor>();
     for (const [k, v] of await this.model.tensors(false)) tensors.set(k === 'quantizer.codebook' ? k : `param.${k}`, v);
-    const put = async (prefix: string, buckets: np.Array[]) => {
-      const host: Float32Array[] = [];
-      for (const b of buckets) host.push(Float32Array.from((await b.ref.data()) as Float32Array));
-      for (const [k, a] of unpackHost(this.layout, host)) tensors.set(prefix + k, { dtype: 'F32', shape: a.shape, data: a.data });
-    };
-    await put('adam.m.', this.adam.m);
-    await put('adam.v.', this.adam.v);
+    for (const [k, v] of await momentTensors(this.layout, this.adam.m, 'adam.m.')) tensors.set(k, v);
+    for (const [k, v] of await momentTensors(this.layout, this.adam.v, 'adam.v.')) tensors.set(k, v);
     const cb = this.model.codebook;
     const f32 = (name: string, data: Float32Array, shape: number[]) => tensors.set(`quantizer.${name}`, { dtype: 'F32', shape, data: data.slice() });
     f32('clusterSize', cb.clusterSize, [cb.C]);

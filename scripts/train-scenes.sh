@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The scenes models from scratch on the CPU (issue #18): the tokenizer, then its one-step
+# renderer and the AR model side by side (the AR model needs only the tokens), then both
+# exported for shipping. Resumable: after a kill, run the same command again.
+#
+#   bash scripts/train-scenes.sh [OUT]        (default runs/scenes)
+#
+# Step counts: TOK_STEPS (6000), REN_STEPS (1500), AR_STEPS (2500); AR token order: ORDER (ar).
+# Writes OUT/scenes (tokenizer + renderer, int8) and OUT/scenes-ar (AR model, int8), and prints
+# the wall time of each stage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-runs/scenes}
+TOK_STEPS=${TOK_STEPS:-6000}
+REN_STEPS=${REN_STEPS:-1500}
+AR_STEPS=${AR_STEPS:-2500}
+ORDER=${ORDER:-ar}
+S=(node bin/selftok.js)
+mkdir -p "$OUT"
+t0=$(date +%s)
+stage() { echo "train-scenes: $1 done at $(( $(date +%s) - t0 )) s"; }
+
+"${S[@]}" train --config scenes --data scenes --out "$OUT/tokenizer-run" --steps "$TOK_STEPS" --sample-every 1000 --device wasm --resume
+# the tokens the AR model learns are those of the exported encoder and codebook (float16 in every
+# export format), the same in the shipped tokenizer-with-renderer below
+"${S[@]}" export --model "$OUT/tokenizer-run" --out "$OUT/tokenizer" --weights int8 --device wasm
+stage tokenizer
+
+"${S[@]}" train-renderer --model "$OUT/tokenizer-run" --data scenes --out "$OUT/renderer-run" --steps "$REN_STEPS" --perceptual none --sample-every 500 --device wasm --resume > "$OUT/renderer.log" 2>&1 &
+renderer=$!
+"${S[@]}" ar-train --tokenizer "$OUT/tokenizer" --data scenes --out "$OUT/ar-run" --order "$ORDER" --steps "$AR_STEPS" --device wasm --resume
+stage "AR model"
+wait "$renderer" || { echo "train-scenes: the renderer failed, see $OUT/renderer.log" >&2; exit 1; }
+stage renderer
+
+"${S[@]}" export --model "$OUT/renderer-run" --out "$OUT/scenes" --weights int8 --device wasm
+"${S[@]}" export --model "$OUT/ar-run" --out "$OUT/scenes-ar" --tokenizer "$OUT/scenes" --weights int8 --device wasm
+stage export
+echo "train-scenes: $OUT/scenes and $OUT/scenes-ar in $(( $(date +%s) - t0 )) s"

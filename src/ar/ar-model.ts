@@ -1,0 +1,365 @@
+// An AR model directory: config.json (ArConfig + the tokenizer it speaks) and model.safetensors.
+// The small public surface over model.ts: logits of whole sequences, image generation from a
+// prompt (key/value cache, temperature, top-k, classifier-free guidance) and greedy answers.
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { jit, numpy as np, tree, type OwnedFunction } from '@jax-js/jax';
+import { JitCache } from '../engine/jit-cache.ts';
+import { Init, flattenParams, mapParams, type Params } from '../nn/params.ts';
+import { asFloat32, readSafetensorsMetadata, type Tensor } from '../io/safetensors.ts';
+import { writeSafetensorsStreamed, type PendingTensor } from '../io/safetensors-stream.ts';
+import { readWeight, storeWeight, type WeightFormat } from '../io/weights.ts';
+import { openCheckpoint } from '../import/checkpoint.ts';
+import { fileFingerprint, Selftok } from '../tokenizer/model.ts';
+import { UserError } from '../util/errors.ts';
+import { writeFileAtomic } from '../util/fsx.ts';
+import { Rng } from '../util/rng.ts';
+import { arForward, arStep, emptyCache, initAr, ropeTables, validateArConfig, type ArConfig, type ArParams, type KvCache } from './model.ts';
+import { codesOf, imagePrefix, questionPrefix, visualWords } from './sequences.ts';
+import { Vocab } from './vocab.ts';
+
+/** The tokenizer an AR model was trained on: its visual words are that tokenizer's codes. */
+export type TokenizerRef = {
+  name: string;
+  fingerprint: string;
+  K: number;
+  codebookSize: number;
+  /** Where the tokenizer directory was, relative to the AR model directory (a hint; the fingerprint decides). */
+  path?: string;
+};
+
+export type ImageSampling = { temperature: number; topK: number; cfg: number; seed: number };
+
+export class ArModel {
+  readonly vocab: Vocab;
+  fingerprint = 'unsaved';
+  step = 0;
+  private jitCache = new JitCache();
+  private rope: { cos: Float32Array; sin: Float32Array };
+
+  private constructor(
+    readonly cfg: ArConfig,
+    public tokenizer: TokenizerRef,
+    public params: ArParams,
+  ) {
+    this.vocab = new Vocab(tokenizer.codebookSize);
+    if (cfg.vocab !== this.vocab.size) throw new UserError(`AR config ${cfg.name}: vocab ${cfg.vocab}, but the words and ${tokenizer.codebookSize} visual words make ${this.vocab.size}`);
+    this.rope = ropeTables(cfg.maxLen, cfg.dim / cfg.heads, cfg.ropeBase);
+  }
+
+  /** A fresh model for a tokenizer; `cfg.vocab` is filled in from the tokenizer's codebook. */
+  static create(cfg: ArConfig, tokenizer: TokenizerRef, seed: number): ArModel {
+    const c = { ...cfg, vocab: new Vocab(tokenizer.codebookSize).size };
+    return new ArModel(c, tokenizer, initAr(c, new Init(new Rng(seed ^ 0x1a7e))));
+  }
+
+  /** What an AR model records of its tokenizer: the identity of its tokens (Selftok.tokenFingerprint), K and C. */
+  static async tokenizerRef(t: Selftok): Promise<TokenizerRef> {
+    return { name: t.cfg.name, fingerprint: await t.tokenFingerprint(), K: t.cfg.K, codebookSize: t.cfg.quantizer.codebookSize };
+  }
+
+  /** Load DIR (config.json + model.safetensors); every tensor is shape-checked. */
+  static load(dir: string): ArModel {
+    const cfgPath = join(dir, 'config.json');
+    const wPath = join(dir, 'model.safetensors');
+    if (!existsSync(cfgPath) || !existsSync(wPath)) throw new UserError(`${dir}: not an AR model directory (needs config.json and model.safetensors)`);
+    let raw: { ar?: unknown; tokenizer?: TokenizerRef };
+    try {
+      raw = JSON.parse(readFileSync(cfgPath, 'utf8'));
+    } catch (e) {
+      throw new UserError(`${cfgPath}: not valid JSON (${(e as Error).message})`);
+    }
+    if (!raw.ar || !raw.tokenizer) throw new UserError(`${cfgPath}: not an AR model config (needs 'ar' and 'tokenizer')`);
+    const cfg = validateArConfig(raw.ar, cfgPath);
+    const model = new ArModel(cfg, raw.tokenizer, initAr(cfg, new Init(new Rng(0))));
+    const ck = openCheckpoint(wPath);
+    try {
+      const keys = ck.keys();
+      model.loadWith((name, shape) => {
+        const info = keys.get(name);
+        if (!info) throw new UserError(`${wPath}: missing tensor ${name}`);
+        if (info.shape.join('x') !== shape.join('x')) throw new UserError(`${wPath}: tensor ${name} has shape [${info.shape}], model expects [${shape}]`);
+        return readWeight(ck, keys, name);
+      });
+    } finally {
+      ck.close();
+    }
+    model.fingerprint = fileFingerprint(wPath);
+    model.step = Number(readSafetensorsMetadata(wPath).step ?? 0);
+    return model;
+  }
+
+  /** Replace every parameter by `read(name, shape)`. */
+  private loadWith(read: (name: string, shape: number[]) => Float32Array): void {
+    const fresh = this.params as unknown as Params;
+    const loaded = mapParams(fresh, (name, leaf) => np.array(read(name, leaf.shape)).reshape(leaf.shape));
+    tree.dispose(fresh);
+    this.params = loaded as unknown as ArParams;
+  }
+
+  /** Weights from in-memory tensors (a training checkpoint), shape-checked. */
+  loadTensors(tensors: Map<string, Tensor>, where: string): void {
+    this.loadWith((name, shape) => {
+      const t = tensors.get(name);
+      if (!t) throw new UserError(`${where}: missing tensor ${name}`);
+      if (t.shape.join('x') !== shape.join('x')) throw new UserError(`${where}: tensor ${name} has shape [${t.shape}], model expects [${shape}]`);
+      return asFloat32(t);
+    });
+  }
+
+  /** Refuse a tokenizer whose tokens differ from those this model was trained on (another encoder or codebook). */
+  async checkTokenizer(t: Selftok, where: string): Promise<void> {
+    const fp = await t.tokenFingerprint();
+    if (fp !== this.tokenizer.fingerprint) {
+      throw new UserError(`${where}: the AR model was trained on the tokens of tokenizer ${this.tokenizer.name} (${this.tokenizer.fingerprint}), not on those of ${t.cfg.name} (${fp})`);
+    }
+  }
+
+  /** The weights as float32 tensors (training checkpoints). */
+  async tensors(): Promise<Map<string, Tensor>> {
+    const out = new Map<string, Tensor>();
+    for (const [name, a] of flattenParams(this.params as unknown as Params)) out.set(name, { dtype: 'F32', shape: a.shape, data: Float32Array.from((await a.ref.data()) as Float32Array) });
+    return out;
+  }
+
+  /** Write config.json + model.safetensors (each atomically); `format` as Selftok.save (io/weights.ts). */
+  async save(dir: string, opts: { format?: WeightFormat; inference?: boolean } = {}): Promise<void> {
+    const path = join(dir, 'model.safetensors');
+    const format = opts.format ?? 'float32';
+    const pending = new Map<string, PendingTensor>();
+    for (const [name, t] of await this.tensors()) {
+      for (const [k, st] of storeWeight(name, t.data as Float32Array, t.shape, format)) pending.set(k, { dtype: st.dtype, shape: st.shape, data: () => st.bytes });
+    }
+    await writeSafetensorsStreamed(path, pending, { format: 'selftok-ar', step: String(this.step), weights: format });
+    writeFileAtomic(join(dir, 'config.json'), JSON.stringify({ ar: this.cfg, tokenizer: this.tokenizer }, null, 2) + '\n');
+    this.fingerprint = fileFingerprint(path);
+  }
+
+  private cached<F extends (...args: any[]) => any>(name: string, make: () => OwnedFunction<F>): OwnedFunction<F> {
+    return this.jitCache.get(name, make);
+  }
+
+  disposeCompiled(): void {
+    this.jitCache.dispose();
+  }
+
+  ropeArrays(T: number): { cos: np.Array; sin: np.Array } {
+    const half = this.cfg.dim / this.cfg.heads / 2;
+    return { cos: np.array(this.rope.cos.slice(0, T * half)).reshape([T, half]), sin: np.array(this.rope.sin.slice(0, T * half)).reshape([T, half]) };
+  }
+
+  /** Logits B×T×V of whole sequences (ids B×T, row-major) by the full causal forward. */
+  async logits(ids: Int32Array, B: number): Promise<Float32Array> {
+    const T = ids.length / B;
+    const f = this.cached('forward', () =>
+      jit((p: ArParams, x: np.Array, cos: np.Array, sin: np.Array) => {
+        const y = arForward(p, this.cfg, x, cos, sin);
+        tree.dispose(p);
+        return y;
+      }),
+    );
+    const { cos, sin } = this.ropeArrays(T);
+    const y = f(tree.ref(this.params), np.array(ids, { dtype: np.int32 }).reshape([B, T]), cos, sin);
+    return Float32Array.from((await y.data()) as Float32Array);
+  }
+
+  /**
+   * Incremental decoding: feed one token per row at position `pos` (all rows at the same
+   * position), get the next-token logits B×V. A Decoder owns its cache.
+   */
+  decoder(B: number): Decoder {
+    const step = this.cached('step', () =>
+      jit((p: ArParams, ids: np.Array, cache: KvCache, at: np.Array, seen: np.Array, cos: np.Array, sin: np.Array) => {
+        const r = arStep(p, this.cfg, ids, cache, at, seen, cos, sin);
+        tree.dispose(p);
+        return r;
+      }),
+    );
+    return new Decoder(this, B, step);
+  }
+
+  /** Positions left for generated tokens after a prefix; refuses a prefix that leaves none. */
+  private room(prefix: number, need: number, where: string): void {
+    if (prefix + need > this.cfg.maxLen) throw new UserError(`${where}: ${prefix} tokens of input leave no room for ${need} more in this model's ${this.cfg.maxLen}`);
+  }
+
+  /**
+   * n images for a prompt (word ids; null = unconditional): K visual tokens sampled one by one
+   * (only visual words allowed), with classifier-free guidance
+   * l = l_uncond + W·(l_cond − l_uncond) when W ≠ 1. Returns the n × K codes in encoder order.
+   */
+  async generateImages(prompt: number[] | null, n: number, s: ImageSampling): Promise<Int32Array> {
+    const K = this.tokenizer.K;
+    const v = this.vocab;
+    const cond = imagePrefix(v, prompt);
+    this.room(cond.length, K, 'generate');
+    const guided = s.cfg !== 1 && prompt !== null;
+    const dc = this.decoder(n);
+    const du = guided ? this.decoder(n) : null;
+    try {
+      let lc = await dc.prefill(cond);
+      let lu = du ? await du.prefill(imagePrefix(v, null)) : null;
+      const rng = new Rng(s.seed >>> 0);
+      const words: number[][] = Array.from({ length: n }, () => []);
+      const V = v.size;
+      for (let k = 0; k < K; k++) {
+        const next = new Int32Array(n);
+        for (let b = 0; b < n; b++) {
+          const row = lc.subarray(b * V, (b + 1) * V);
+          const logit = new Float32Array(v.codebookSize);
+          for (let c = 0; c < v.codebookSize; c++) {
+            const l = row[v.visualBase + c];
+            logit[c] = lu ? lu[b * V + v.visualBase + c] + s.cfg * (l - lu[b * V + v.visualBase + c]) : l;
+          }
+          next[b] = v.visual(sampleLogits(logit, s.temperature, s.topK, rng));
+          words[b].push(next[b]);
+        }
+        if (k === K - 1) break;
+        lc = await dc.feed(next);
+        if (du) lu = await du.feed(next);
+      }
+      const out = new Int32Array(n * K);
+      words.forEach((w, b) => out.set(codesOf(v, w, this.cfg.order), b * K));
+      return out;
+    } finally {
+      dc.dispose();
+      du?.dispose();
+    }
+  }
+
+  /**
+   * Greedy answers to a question (word ids) about each image (n × K codes, encoder order):
+   * words until [EOS] (only words and [EOS] allowed), at most `maxWords`.
+   */
+  async answer(codes: Int32Array, n: number, question: number[], maxWords = 20): Promise<string[]> {
+    const K = this.tokenizer.K;
+    const v = this.vocab;
+    const prefixes = Array.from({ length: n }, (_, b) => questionPrefix(v, visualWords(v, codes.subarray(b * K, (b + 1) * K), this.cfg.order), question));
+    this.room(prefixes[0].length, 1, 'ask');
+    const d = this.decoder(n);
+    try {
+      let logits = await d.prefillRows(prefixes);
+      const out: number[][] = Array.from({ length: n }, () => []);
+      const done = new Array(n).fill(false);
+      const eos = v.special('[EOS]');
+      for (let i = 0; i < maxWords && d.pos < this.cfg.maxLen; i++) {
+        const next = new Int32Array(n);
+        for (let b = 0; b < n; b++) {
+          const row = logits.subarray(b * v.size, (b + 1) * v.size);
+          let best = eos;
+          for (let w = 5; w < v.visualBase; w++) if (row[w] > row[best]) best = w;
+          next[b] = best;
+          if (!done[b]) {
+            if (best === eos) done[b] = true;
+            else out[b].push(best);
+          }
+        }
+        if (done.every(Boolean) || d.pos >= this.cfg.maxLen) break;
+        logits = await d.feed(next);
+      }
+      return out.map((w) => v.decode(w));
+    } finally {
+      d.dispose();
+    }
+  }
+
+  dispose(): void {
+    this.disposeCompiled();
+    tree.dispose(this.params as never);
+  }
+}
+
+type StepFn = OwnedFunction<(p: ArParams, ids: np.Array, cache: KvCache, at: np.Array, seen: np.Array, cos: np.Array, sin: np.Array) => { logits: np.Array; cache: KvCache }>;
+
+/** A batch of sequences decoded in lockstep against one key/value cache. */
+export class Decoder {
+  pos = 0;
+  private cache: KvCache;
+  constructor(
+    private readonly model: ArModel,
+    readonly B: number,
+    private readonly step: StepFn,
+  ) {
+    this.cache = emptyCache(model.cfg, B);
+  }
+
+  /** Feed one token per row at the next position; the next-token logits B×V. */
+  async feed(ids: Int32Array): Promise<Float32Array> {
+    const S = this.model.cfg.maxLen;
+    if (this.pos >= S) throw new Error(`internal: decoder past maxLen ${S}`);
+    const half = this.model.cfg.dim / this.model.cfg.heads / 2;
+    const at = new Float32Array(S);
+    at[this.pos] = 1;
+    const seen = new Float32Array(S);
+    seen.fill(1, 0, this.pos + 1);
+    const { cos: c, sin: s } = this.model.ropeArrays(S);
+    const cos = c.slice([this.pos, this.pos + 1]).reshape([1, half]);
+    const sin = s.slice([this.pos, this.pos + 1]).reshape([1, half]);
+    const r = this.step(tree.ref(this.model.params), np.array(ids, { dtype: np.int32 }), this.cache, np.array(at), np.array(seen), cos, sin);
+    this.cache = r.cache;
+    this.pos += 1;
+    return Float32Array.from((await r.logits.data()) as Float32Array);
+  }
+
+  /** The same prefix on every row; the logits after its last token. */
+  async prefill(prefix: number[]): Promise<Float32Array> {
+    return this.prefillRows(Array.from({ length: this.B }, () => prefix));
+  }
+
+  /** One prefix per row (all the same length); the logits after their last tokens. */
+  async prefillRows(prefixes: number[][]): Promise<Float32Array> {
+    const L = prefixes[0].length;
+    if (prefixes.some((p) => p.length !== L)) throw new Error('internal: prefixes of one batch must have one length');
+    let logits: Float32Array = new Float32Array(0);
+    for (let i = 0; i < L; i++) logits = await this.feed(Int32Array.from(prefixes, (p) => p[i]));
+    return logits;
+  }
+
+  dispose(): void {
+    tree.dispose(this.cache as never);
+  }
+}
+
+/** Sample an index from logits: temperature 0 = argmax; top-k keeps the k largest (0 = all). */
+export function sampleLogits(logits: Float32Array, temperature: number, topK: number, rng: Rng): number {
+  let best = 0;
+  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+  if (temperature === 0) return best;
+  let cutoff = -Infinity;
+  if (topK > 0 && topK < logits.length) cutoff = Float32Array.from(logits).sort().reverse()[topK - 1];
+  const p = new Float64Array(logits.length);
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) {
+    p[i] = logits[i] >= cutoff ? Math.exp((logits[i] - logits[best]) / temperature) : 0;
+    sum += p[i];
+  }
+  let u = rng.uniform() * sum;
+  for (let i = 0; i < p.length; i++) {
+    u -= p[i];
+    if (u <= 0 && p[i] > 0) return i;
+  }
+  return best;
+}
+
+/**
+ * An AR model and the tokenizer it speaks: `tokenizerDir`, or the directory its config
+ * records (relative to the AR model's). A tokenizer with another fingerprint is refused.
+ */
+export async function loadArPair(dir: string, tokenizerDir?: string): Promise<{ ar: ArModel; tokenizer: Selftok }> {
+  const ar = ArModel.load(dir);
+  const tdir = tokenizerDir ?? (ar.tokenizer.path ? resolve(dir, ar.tokenizer.path) : null);
+  if (!tdir) throw new UserError(`${dir}: the AR model does not record where its tokenizer is; give --tokenizer DIR`);
+  if (!existsSync(tdir)) throw new UserError(`${tdir}: no such tokenizer directory (the AR model ${dir} needs ${ar.tokenizer.name}, ${ar.tokenizer.fingerprint})`);
+  const tokenizer = Selftok.load(tdir);
+  await ar.checkTokenizer(tokenizer, tdir);
+  return { ar, tokenizer };
+}
+
+/** Is DIR an AR model directory (its config.json has an 'ar' section)? */
+export function isArModelDir(dir: string): boolean {
+  try {
+    return 'ar' in JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  } catch {
+    return false;
+  }
+}

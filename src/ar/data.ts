@@ -1,0 +1,133 @@
+// Training data of the AR model: scenes tokenized once by the tokenizer (a "pool"), and
+// batches of text→image, image→text and image-only sequences drawn from it (issue #18, item 4).
+//   text → image: a training-split prompt of each category and a scene drawn for it
+//   image → text: random scenes (never one that shows a composition hold-out combination, so
+//                 no training text names one), asked for the caption or one of its questions
+// The pool is saved beside the checkpoints (pool.safetensors) with the tokenizer's fingerprint,
+// so a resumed run reads the same data and a pool from another tokenizer is refused.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { encodeSafetensors, readSafetensors } from '../io/safetensors.ts';
+import type { Selftok } from '../tokenizer/model.ts';
+import { UserError } from '../util/errors.ts';
+import { writeFileAtomic } from '../util/fsx.ts';
+import type { Rng } from '../util/rng.ts';
+import type { ArConfig } from './model.ts';
+import { CATEGORIES, promptOf, promptText, randomScene, renderScene, sceneForPrompt, toUnitRange, type Scene } from './scenes.ts';
+import { imageToText, textToImage, visualWords, type Sequence } from './sequences.ts';
+import { CAPTION_QUESTION, caption, questions, showsHeldOutCombo } from './text.ts';
+import type { Vocab } from './vocab.ts';
+
+export const POOL_FILE = 'pool.safetensors';
+/** Seed offsets of the training scenes (all below 2³¹, the held-out range's start). */
+const PROMPT_SEED = 1_000_000;
+const RANDOM_SEED = 2_000_000;
+
+/** The i-th text→image training pair: its prompt and the scene drawn for it. */
+export function promptScene(i: number, size: number): { prompt: string; scene: Scene } {
+  const spec = promptOf('train', CATEGORIES[i % CATEGORIES.length], Math.floor(i / CATEGORIES.length));
+  return { prompt: promptText(spec), scene: sceneForPrompt(spec, PROMPT_SEED + i, size) };
+}
+
+/** Tokenize scenes in batches (encoder order codes, n × K). */
+export async function tokenizeScenes(tokenizer: Selftok, scenes: Scene[], onBatch?: (done: number) => void): Promise<Int32Array> {
+  const size = tokenizer.cfg.image.size;
+  const n = size * size * 3;
+  const K = tokenizer.cfg.K;
+  const out = new Int32Array(scenes.length * K);
+  const B = 64;
+  for (let s = 0; s < scenes.length; s += B) {
+    const m = Math.min(B, scenes.length - s);
+    const x = new Float32Array(m * n);
+    for (let b = 0; b < m; b++) x.set(toUnitRange(renderScene(scenes[s + b])), b * n);
+    out.set(await tokenizer.encode(x, m), s * K);
+    onBatch?.(s + m);
+  }
+  return out;
+}
+
+export class ScenesArData {
+  private qaCache = new Map<number, { q: number[]; a: number[] }[]>();
+
+  private constructor(
+    readonly vocab: Vocab,
+    readonly K: number,
+    readonly size: number,
+    /** Text→image: prompt word ids and encoder-order codes. */
+    readonly prompts: number[][],
+    readonly promptCodes: Int32Array,
+    /** Image→text: scene seeds and codes. */
+    readonly seeds: number[],
+    readonly sceneCodes: Int32Array,
+  ) {}
+
+  /** Load DIR/pool.safetensors if it was made by this tokenizer, else tokenize `pool` scenes of each kind and save it. */
+  static async open(dir: string, tokenizer: Selftok, vocab: Vocab, pool: number, onProgress?: (done: number, total: number) => void): Promise<ScenesArData> {
+    const size = tokenizer.cfg.image.size;
+    const K = tokenizer.cfg.K;
+    const path = join(dir, POOL_FILE);
+    const fingerprint = await tokenizer.tokenFingerprint();
+    const prompts = Array.from({ length: pool }, (_, i) => vocab.encode(promptScene(i, size).prompt, 'prompt'));
+    if (existsSync(path)) {
+      const f = readSafetensors(path);
+      if (f.metadata.tokenizer !== fingerprint) throw new UserError(`${path}: made with the tokens of ${f.metadata.tokenizer}, not ${fingerprint}; use another --out`);
+      const pc = f.tensors.get('promptCodes');
+      const sc = f.tensors.get('sceneCodes');
+      const sd = f.tensors.get('seeds');
+      if (!pc || !sc || !sd || pc.shape[0] !== pool || pc.shape[1] !== K) throw new UserError(`${path}: not a pool of ${pool} scenes × ${K} tokens`);
+      return new ScenesArData(vocab, K, size, prompts, pc.data as Int32Array, Array.from(sd.data), sc.data as Int32Array);
+    }
+    const seeds: number[] = [];
+    for (let s = RANDOM_SEED; seeds.length < pool; s++) if (!showsHeldOutCombo(randomScene(s, size))) seeds.push(s);
+    const total = 2 * pool;
+    const promptCodes = await tokenizeScenes(tokenizer, Array.from({ length: pool }, (_, i) => promptScene(i, size).scene), (d) => onProgress?.(d, total));
+    const sceneCodes = await tokenizeScenes(tokenizer, seeds.map((s) => randomScene(s, size)), (d) => onProgress?.(pool + d, total));
+    const tensors = new Map([
+      ['promptCodes', { dtype: 'I32' as const, shape: [pool, K], data: promptCodes }],
+      ['sceneCodes', { dtype: 'I32' as const, shape: [pool, K], data: sceneCodes }],
+      ['seeds', { dtype: 'I32' as const, shape: [pool], data: Int32Array.from(seeds) }],
+    ]);
+    writeFileAtomic(path, encodeSafetensors(tensors, { format: 'selftok-ar-pool', tokenizer: fingerprint }));
+    return new ScenesArData(vocab, K, size, prompts, promptCodes, seeds, sceneCodes);
+  }
+
+  private codes(all: Int32Array, i: number): Int32Array {
+    return all.subarray(i * this.K, (i + 1) * this.K);
+  }
+
+  /** The caption (as a question) and every question of the i-th image→text scene, as word ids. */
+  private qa(i: number): { q: number[]; a: number[] }[] {
+    let qa = this.qaCache.get(i);
+    if (!qa) {
+      const scene = randomScene(this.seeds[i], this.size);
+      qa = [{ question: CAPTION_QUESTION, answer: caption(scene) }, ...questions(scene)].map((x) => ({ q: this.vocab.encode(x.question), a: this.vocab.encode(x.answer) }));
+      this.qaCache.set(i, qa);
+    }
+    return qa;
+  }
+
+  /** A batch of sequences in the config's mix (the caption is asked in a third of image→text rows). */
+  batch(rng: Rng, B: number, cfg: ArConfig): Sequence[] {
+    const { textToImage: wt, imageToText: wi, imageOnly: wo } = cfg.train.mix;
+    const total = wt + wi + wo;
+    const n = this.prompts.length;
+    return Array.from({ length: B }, () => {
+      const u = rng.uniform() * total;
+      if (u < wt + wo) {
+        const i = rng.int(0, n);
+        const v = visualWords(this.vocab, this.codes(this.promptCodes, i), cfg.order);
+        const drop = u >= wt || rng.uniform() < cfg.train.promptDrop;
+        if (drop) {
+          // image only: half from the prompt scenes, half from the random ones
+          const j = rng.int(0, n);
+          return textToImage(this.vocab, null, rng.uniform() < 0.5 ? v : visualWords(this.vocab, this.codes(this.sceneCodes, j), cfg.order));
+        }
+        return textToImage(this.vocab, this.prompts[i], v);
+      }
+      const i = rng.int(0, n);
+      const qa = this.qa(i);
+      const pick = rng.uniform() < 1 / 3 ? qa[0] : qa[rng.int(1, qa.length)];
+      return imageToText(this.vocab, visualWords(this.vocab, this.codes(this.sceneCodes, i), cfg.order), pick.q, pick.a);
+    });
+  }
+}

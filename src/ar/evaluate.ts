@@ -1,0 +1,175 @@
+// Measuring the AR model on held-out data (issue #18):
+//   geneval        held-out prompts → images → the scorer, per category and overall as GenEval
+//                  reports them (a prompt's score is the mean over its images; a category's the
+//                  mean over its prompts; overall the mean of the six categories), the
+//                  composition hold-out separately
+//   understanding  held-out scenes → caption exact match and question accuracy by kind
+//   positionLoss   the validation cross-entropy of each visual token position (text → image)
+import type { Selftok } from '../tokenizer/model.ts';
+import type { ArModel, ImageSampling } from './ar-model.ts';
+import { CATEGORIES, namesHeldOutCombo, promptOf, promptText, randomScene, sceneForPrompt, type Category } from './scenes.ts';
+import { scorePrompt } from './scorer.ts';
+import { batchArrays, textToImage, visualWords } from './sequences.ts';
+import { CAPTION_QUESTION, caption, questions, showsHeldOutCombo, type QA } from './text.ts';
+import { tokenizeScenes } from './data.ts';
+
+/** Held-out scene seeds start here (training seeds are below 2³¹). */
+export const HELD_OUT_SEED = 0x80000000;
+
+export const toBytes = (x: Float32Array): Uint8Array => Uint8Array.from(x, (v) => Math.max(0, Math.min(255, Math.round((v + 1) * 127.5))));
+
+/** Tokens → pixels in [−1, 1]: the renderer when the tokenizer has one (one pass), else the diffusion decoder. */
+export async function tokensToImages(tokenizer: Selftok, codes: Int32Array, B: number, steps = 50): Promise<Float32Array> {
+  return tokenizer.hasRenderer ? tokenizer.render(codes, B) : tokenizer.decode(codes, B, { steps, seed: 0 });
+}
+
+export type GenevalResult = {
+  overall: number;
+  categories: Record<Category, number>;
+  /** Prompts naming a composition hold-out combination, and their mean score. */
+  composition: { prompts: number; score: number };
+  prompts: { category: Category; prompt: string; score: number; heldOutCombo: boolean }[];
+  /** Per category: the images, prompt by prompt (pixels in [−1, 1]), for the grids. */
+  images: Record<Category, Float32Array[][]>;
+  settings: ImageSampling & { perPrompt: number; promptsPerCategory: number; decoder: 'renderer' | 'diffusion' };
+};
+
+export async function geneval(
+  ar: ArModel,
+  tokenizer: Selftok,
+  o: { perPrompt: number; promptsPerCategory: number; sampling: ImageSampling; onPrompt?: (done: number, total: number) => void },
+): Promise<GenevalResult> {
+  const size = tokenizer.cfg.image.size;
+  const n = size * size * 3;
+  const categories = {} as Record<Category, number>;
+  const images = {} as Record<Category, Float32Array[][]>;
+  const prompts: GenevalResult['prompts'] = [];
+  const total = CATEGORIES.length * o.promptsPerCategory;
+  let done = 0;
+  for (const cat of CATEGORIES) {
+    let sum = 0;
+    images[cat] = [];
+    for (let i = 0; i < o.promptsPerCategory; i++) {
+      const spec = promptOf('heldout', cat, i);
+      const text = promptText(spec);
+      const codes = await ar.generateImages(ar.vocab.encode(text, 'prompt'), o.perPrompt, { ...o.sampling, seed: o.sampling.seed + 7919 * (done + 1) });
+      const px = await tokensToImages(tokenizer, codes, o.perPrompt);
+      const row: Float32Array[] = [];
+      let s = 0;
+      for (let b = 0; b < o.perPrompt; b++) {
+        const img = px.subarray(b * n, (b + 1) * n);
+        row.push(img.slice());
+        s += scorePrompt(spec, toBytes(img), size).score;
+      }
+      images[cat].push(row);
+      const score = s / o.perPrompt;
+      prompts.push({ category: cat, prompt: text, score, heldOutCombo: namesHeldOutCombo(spec) });
+      sum += score;
+      o.onPrompt?.(++done, total);
+    }
+    categories[cat] = sum / o.promptsPerCategory;
+  }
+  const comp = prompts.filter((p) => p.heldOutCombo);
+  return {
+    overall: CATEGORIES.reduce((a, c) => a + categories[c], 0) / CATEGORIES.length,
+    categories,
+    composition: { prompts: comp.length, score: comp.length ? comp.reduce((a, p) => a + p.score, 0) / comp.length : NaN },
+    prompts,
+    images,
+    settings: { ...o.sampling, perPrompt: o.perPrompt, promptsPerCategory: o.promptsPerCategory, decoder: tokenizer.hasRenderer ? 'renderer' : 'diffusion' },
+  };
+}
+
+export type UnderstandingResult = {
+  scenes: number;
+  captionExact: number;
+  questionAccuracy: number;
+  byKind: Record<QA['kind'], { n: number; accuracy: number }>;
+  /** The same on held-out scenes that show a composition hold-out combination (never named in training text). */
+  heldOutCombos: { scenes: number; captionExact: number; questionAccuracy: number };
+  examples: { caption: string; predicted: string }[];
+};
+
+/** Caption exact match and question accuracy on the first `n` held-out random scenes. */
+export async function understanding(ar: ArModel, tokenizer: Selftok, n: number): Promise<UnderstandingResult> {
+  const size = tokenizer.cfg.image.size;
+  const K = tokenizer.cfg.K;
+  const scenes = Array.from({ length: n }, (_, i) => randomScene((HELD_OUT_SEED + i) >>> 0, size));
+  const codes = await tokenizeScenes(tokenizer, scenes);
+  const tally = (s: { ok: number; n: number }, ok: boolean) => {
+    s.n++;
+    if (ok) s.ok++;
+  };
+  const main = { cap: { ok: 0, n: 0 }, q: { ok: 0, n: 0 } };
+  const combo = { cap: { ok: 0, n: 0 }, q: { ok: 0, n: 0 } };
+  const kinds = { count: { ok: 0, n: 0 }, colour: { ok: 0, n: 0 }, relation: { ok: 0, n: 0 } };
+  const examples: UnderstandingResult['examples'] = [];
+  const B = 16;
+  for (let s = 0; s < n; s += B) {
+    const m = Math.min(B, n - s);
+    const batch = codes.subarray(s * K, (s + m) * K);
+    const caps = await ar.answer(batch, m, ar.vocab.encode(CAPTION_QUESTION));
+    for (let b = 0; b < m; b++) {
+      const scene = scenes[s + b];
+      const into = showsHeldOutCombo(scene) ? combo : main;
+      const want = caption(scene);
+      tally(into.cap, caps[b] === want);
+      if (examples.length < 12) examples.push({ caption: want, predicted: caps[b] });
+    }
+    // each scene's questions, asked one scene at a time (the question lengths differ)
+    for (let b = 0; b < m; b++) {
+      const scene = scenes[s + b];
+      const into = showsHeldOutCombo(scene) ? combo : main;
+      const one = batch.subarray(b * K, (b + 1) * K);
+      for (const qa of questions(scene)) {
+        const [got] = await ar.answer(one, 1, ar.vocab.encode(qa.question), 3);
+        tally(into.q, got === qa.answer);
+        if (into === main) tally(kinds[qa.kind], got === qa.answer);
+      }
+    }
+  }
+  const rate = (s: { ok: number; n: number }) => (s.n ? s.ok / s.n : NaN);
+  return {
+    scenes: main.cap.n,
+    captionExact: rate(main.cap),
+    questionAccuracy: rate(main.q),
+    byKind: Object.fromEntries(Object.entries(kinds).map(([k, s]) => [k, { n: s.n, accuracy: rate(s) }])) as UnderstandingResult['byKind'],
+    heldOutCombos: { scenes: combo.cap.n, captionExact: rate(combo.cap), questionAccuracy: rate(combo.q) },
+    examples,
+  };
+}
+
+/**
+ * Validation cross-entropy (nats) of each visual token position, in the model's sequence
+ * order (position 0 = the first visual token generated), on held-out prompts and scenes.
+ */
+export async function positionLoss(ar: ArModel, tokenizer: Selftok, perCategory: number): Promise<{ perPosition: number[]; mean: number; sequences: number }> {
+  const size = tokenizer.cfg.image.size;
+  const K = tokenizer.cfg.K;
+  const v = ar.vocab;
+  const specs = CATEGORIES.flatMap((cat) => Array.from({ length: perCategory }, (_, i) => promptOf('heldout', cat, i)));
+  const codes = await tokenizeScenes(tokenizer, specs.map((s, i) => sceneForPrompt(s, (HELD_OUT_SEED + i) >>> 0, size)));
+  const sums = new Float64Array(K);
+  const T = ar.cfg.maxLen;
+  const B = 32;
+  for (let s = 0; s < specs.length; s += B) {
+    const m = Math.min(B, specs.length - s);
+    const seqs = Array.from({ length: m }, (_, b) => textToImage(v, v.encode(promptText(specs[s + b])), visualWords(v, codes.subarray((s + b) * K, (s + b + 1) * K), ar.cfg.order)));
+    const { ids, targets, mask } = batchArrays(v, seqs, T);
+    const logits = await ar.logits(ids, m);
+    for (let b = 0; b < m; b++) {
+      let k = 0;
+      for (let t = 0; t < T; t++) {
+        if (!mask[b * T + t]) continue;
+        const row = logits.subarray((b * T + t) * v.size, (b * T + t + 1) * v.size);
+        let max = -Infinity;
+        for (const x of row) max = Math.max(max, x);
+        let z = 0;
+        for (const x of row) z += Math.exp(x - max);
+        sums[k++] += Math.log(z) + max - row[targets[b * T + t]];
+      }
+    }
+  }
+  const perPosition = Array.from(sums, (x) => x / specs.length);
+  return { perPosition, mean: perPosition.reduce((a, b) => a + b, 0) / K, sequences: specs.length };
+}

@@ -1,0 +1,210 @@
+// The autoregressive model (issue #18, item 4): a decoder-only transformer as in LLaMA
+// (Touvron et al. 2023): pre-RMSNorm blocks, rotary positions on q and k, SwiGLU MLP, causal
+// self-attention, and one embedding table shared by the input and the output head. Text words
+// and Selftok visual words are one vocabulary (vocab.ts), so image generation and image
+// understanding are both plain next-token prediction (the paper, §5).
+//
+// Two forward passes with the same math: `arForward` over whole sequences (training, scoring)
+// and `arStep`, one token for a batch at one position against a fixed-length key/value cache
+// (sampling). The cache is written at the position by a one-hot blend, so one compiled step
+// serves every position.
+import { numpy as np, nn } from '@jax-js/jax';
+import { chunk, initLinear, linear, type Linear } from '../nn/layers.ts';
+import { Init } from '../nn/params.ts';
+import type { OptimizerSettings } from '../nn/optim.ts';
+import { UserError } from '../util/errors.ts';
+
+export type ArConfig = {
+  name: string;
+  /** Vocabulary size: specials + words + visual words (vocab.ts); fixed by the tokenizer's codebook. */
+  vocab: number;
+  dim: number;
+  depth: number;
+  heads: number;
+  /** SwiGLU hidden width. */
+  hidden: number;
+  /** Longest sequence the model is trained for (rotary tables and the sampling cache). */
+  maxLen: number;
+  ropeBase: number;
+  /** Order of the visual tokens in the sequence: 'ar' (reversed encoder order, the paper's) or 'encoder'. */
+  order: 'ar' | 'encoder';
+  train: ArTrainConfig;
+};
+
+export type ArTrainConfig = OptimizerSettings & {
+  /** Fraction of the run's steps at its end over which the lr decays linearly to 0. */
+  cooldownFraction: number;
+  /** Probability that a text→image sequence drops its prompt (classifier-free guidance). */
+  promptDrop: number;
+  /** Mixture of the sequence kinds in a batch: text→image, image→text, image only. */
+  mix: { textToImage: number; imageToText: number; imageOnly: number };
+  /** Scenes tokenized once for training (text→image and image→text pools each). */
+  pool: number;
+};
+
+type Block = { attnNorm: np.Array; qkv: Linear; proj: Linear; mlpNorm: np.Array; gate: Linear; up: Linear; down: Linear };
+export type ArParams = { embed: np.Array; blocks: Block[]; norm: np.Array };
+
+export function validateArConfig(raw: unknown, where: string): ArConfig {
+  const c = raw as ArConfig;
+  const fail = (msg: string): never => {
+    throw new UserError(`${where}: ${msg}`);
+  };
+  if (!c || typeof c !== 'object' || !c.train) fail('an AR config is an object with a train section');
+  for (const k of ['dim', 'depth', 'heads', 'hidden', 'maxLen'] as const) if (!(Number.isInteger(c[k]) && c[k] > 0)) fail(`${k} must be a positive integer`);
+  if (c.dim % c.heads || (c.dim / c.heads) % 2) fail('dim / heads must be an even integer (rotary pairs)');
+  if (c.order !== 'ar' && c.order !== 'encoder') fail(`order must be 'ar' or 'encoder'`);
+  c.ropeBase ??= 10000;
+  const t = c.train;
+  if (!(t.promptDrop >= 0 && t.promptDrop < 1)) fail('train.promptDrop must be in [0, 1)');
+  const mix = t.mix;
+  if (!mix || !(mix.textToImage >= 0 && mix.imageToText >= 0 && mix.imageOnly >= 0) || mix.textToImage + mix.imageToText + mix.imageOnly <= 0) {
+    fail('train.mix needs non-negative textToImage, imageToText, imageOnly with a positive sum');
+  }
+  return c;
+}
+
+export function initAr(cfg: ArConfig, init: Init): ArParams {
+  const { dim: D, hidden: H, depth } = cfg;
+  // GPT-2/LLaMA-style: small normal embeddings; residual outputs scaled down by depth
+  const resid = 0.02 / Math.sqrt(2 * depth);
+  return {
+    embed: init.normal([cfg.vocab, D], 0.02),
+    blocks: Array.from({ length: depth }, () => ({
+      attnNorm: init.ones([D]),
+      qkv: initLinear(init, D, 3 * D, { bias: false, std: 0.02 }),
+      proj: initLinear(init, D, D, { bias: false, std: resid }),
+      mlpNorm: init.ones([D]),
+      gate: initLinear(init, D, H, { bias: false, std: 0.02 }),
+      up: initLinear(init, D, H, { bias: false, std: 0.02 }),
+      down: initLinear(init, H, D, { bias: false, std: resid }),
+    })),
+    norm: init.ones([D]),
+  };
+}
+
+/** RMSNorm (Zhang & Sennrich 2019): x / sqrt(mean(x²) + ε) · g. */
+function rmsNorm(x: np.Array, g: np.Array, eps = 1e-5): np.Array {
+  const ms = np.mean(x.ref.mul(x.ref), -1, { keepdims: true });
+  return x.mul(np.reciprocal(np.sqrt(ms.add(eps)))).mul(g.ref);
+}
+
+/** Rotary tables for positions 0..n−1: cos and sin, each n × (headDim/2), θ_i = base^(−2i/headDim). */
+export function ropeTables(n: number, headDim: number, base: number): { cos: Float32Array; sin: Float32Array } {
+  const half = headDim / 2;
+  const cos = new Float32Array(n * half);
+  const sin = new Float32Array(n * half);
+  for (let p = 0; p < n; p++) {
+    for (let i = 0; i < half; i++) {
+      const a = p * base ** ((-2 * i) / headDim);
+      cos[p * half + i] = Math.cos(a);
+      sin[p * half + i] = Math.sin(a);
+    }
+  }
+  return { cos, sin };
+}
+
+/**
+ * Rotate the (first half, second half) pairs of each head (the "rotate half" form of RoPE,
+ * Su et al. 2021, as in LLaMA's Hugging Face port). x: B×T×H×hd; cos, sin: T×hd/2.
+ */
+function rope(x: np.Array, cos: np.Array, sin: np.Array): np.Array {
+  const [B, T, H, hd] = x.shape;
+  const half = hd / 2;
+  const c = cos.reshape([1, T, 1, half]);
+  const s = sin.reshape([1, T, 1, half]);
+  const x1 = x.ref.slice([], [], [], [0, half]);
+  const x2 = x.slice([], [], [], [half, hd]);
+  void B;
+  void H;
+  return np.concatenate([x1.ref.mul(c.ref).sub(x2.ref.mul(s.ref)), x2.mul(c).add(x1.mul(s))], -1);
+}
+
+/** Token ids B×T (int32) → embeddings B×T×D, as a one-hot product so the gradient reaches the table. */
+function embed(p: ArParams, ids: np.Array, vocab: number): np.Array {
+  return np.matmul(nn.oneHot(ids, vocab), p.embed.ref);
+}
+
+function mlpBlock(b: Block, x: np.Array): np.Array {
+  const h = rmsNorm(x, b.mlpNorm);
+  return linear(b.down, nn.silu(linear(b.gate, h.ref)).mul(linear(b.up, h)));
+}
+
+/** Output head tied to the embedding: logits = RMSNorm(x) · Eᵀ. */
+function head(p: ArParams, x: np.Array): np.Array {
+  return np.matmul(rmsNorm(x, p.norm), p.embed.ref.transpose());
+}
+
+/**
+ * Whole sequences: ids B×T (int32), rotary tables T×hd/2 → logits B×T×V (causal: position i
+ * sees 0..i). Parameters are borrowed.
+ */
+export function arForward(p: ArParams, cfg: ArConfig, ids: np.Array, cos: np.Array, sin: np.Array): np.Array {
+  const [B, T] = ids.shape;
+  const { dim: D, heads } = cfg;
+  const hd = D / heads;
+  let x = embed(p, ids, cfg.vocab);
+  for (const b of p.blocks) {
+    const [q, k, v] = chunk(linear(b.qkv, rmsNorm(x.ref, b.attnNorm)), 3);
+    const qh = rope(q.reshape([B, T, heads, hd]), cos.ref, sin.ref);
+    const kh = rope(k.reshape([B, T, heads, hd]), cos.ref, sin.ref);
+    const att = nn.dotProductAttention(qh, kh, v.reshape([B, T, heads, hd]), { isCausal: true }).reshape([B, T, D]);
+    x = x.add(linear(b.proj, att));
+    x = x.ref.add(mlpBlock(b, x));
+  }
+  cos.dispose();
+  sin.dispose();
+  return head(p, x);
+}
+
+/** Key/value cache: per block, B × maxLen × heads × headDim. */
+export type KvCache = { k: np.Array[]; v: np.Array[] };
+
+export function emptyCache(cfg: ArConfig, B: number): KvCache {
+  const shape = [B, cfg.maxLen, cfg.heads, cfg.dim / cfg.heads];
+  const zeros = () => np.zeros(shape);
+  return { k: Array.from({ length: cfg.depth }, zeros), v: Array.from({ length: cfg.depth }, zeros) };
+}
+
+/**
+ * One token per row at position `pos` (the same for the batch): ids B (int32); `at`: one-hot of
+ * pos over maxLen; `seen`: 1 for positions ≤ pos; cos, sin: 1×hd/2 for pos. Returns the logits
+ * B×V and the cache with this position's keys and values written. Consumes the cache.
+ */
+export function arStep(p: ArParams, cfg: ArConfig, ids: np.Array, cache: KvCache, at: np.Array, seen: np.Array, cos: np.Array, sin: np.Array): { logits: np.Array; cache: KvCache } {
+  const B = ids.shape[0];
+  const { dim: D, heads, maxLen: S } = cfg;
+  const hd = D / heads;
+  let x = embed(p, ids.reshape([B, 1]), cfg.vocab);
+  const write = at.reshape([1, S, 1, 1]);
+  const keep = write.ref.mul(-1).add(1);
+  const mask = seen.reshape([1, 1, 1, S]).greater(0.5);
+  const k: np.Array[] = [];
+  const v: np.Array[] = [];
+  p.blocks.forEach((b, l) => {
+    const [q, kn, vn] = chunk(linear(b.qkv, rmsNorm(x.ref, b.attnNorm)), 3);
+    const qh = rope(q.reshape([B, 1, heads, hd]), cos.ref, sin.ref);
+    const kh = rope(kn.reshape([B, 1, heads, hd]), cos.ref, sin.ref);
+    const kc = cache.k[l].mul(keep.ref).add(kh.mul(write.ref));
+    const vc = cache.v[l].mul(keep.ref).add(vn.reshape([B, 1, heads, hd]).mul(write.ref));
+    const att = nn.dotProductAttention(qh, kc.ref, vc.ref, { mask: mask.ref }).reshape([B, 1, D]);
+    k.push(kc);
+    v.push(vc);
+    x = x.add(linear(b.proj, att));
+    x = x.ref.add(mlpBlock(b, x));
+  });
+  for (const a of [write, keep, mask, cos, sin]) a.dispose();
+  return { logits: head(p, x).reshape([B, cfg.vocab]), cache: { k, v } };
+}
+
+/**
+ * Next-token cross-entropy on the positions the mask selects (the answer part, issue #18):
+ * logits B×T×V predict ids shifted by one; mask B×T weighs the prediction of ids[:, t+1] at t.
+ * Returns the mean over the selected predictions.
+ */
+export function maskedNextTokenLoss(logits: np.Array, targets: np.Array, mask: np.Array, vocab: number): np.Array {
+  const logp = nn.logSoftmax(logits, -1);
+  const nll = logp.mul(nn.oneHot(targets, vocab)).sum(-1).mul(-1);
+  const total = mask.ref.sum();
+  return nll.mul(mask).sum().div(np.maximum(total, 1));
+}

@@ -1,0 +1,70 @@
+// What the AR model says about a scene (issue #18, item 5): the canonical caption and the
+// questions with one-word answers. Both are functions of the scene alone, so the training
+// targets and the evaluation's right answers are the same code.
+import { COLOURS, COUNT_WORDS, HELD_OUT_COMBOS, SHAPES, holds, withArticle, RELATIONS, type Relation, type Scene, type SceneObject, type Shape } from './scenes.ts';
+
+/** The question a caption answers (captions are asked like any other question). */
+export const CAPTION_QUESTION = 'what is in the image?';
+
+const NUMBER_WORDS = ['zero', 'one', ...COUNT_WORDS] as const;
+
+/**
+ * The canonical description: objects grouped by colour and shape, groups in a fixed order
+ * (shape as in SHAPES, then colour as in COLOURS), joined by `and`:
+ * `two red circles and a blue square`.
+ */
+export function caption(scene: Scene): string {
+  const groups: string[] = [];
+  for (const shape of SHAPES) {
+    for (const colour of COLOURS) {
+      const n = scene.objects.filter((o) => o.shape === shape && o.colour === colour).length;
+      if (n === 1) groups.push(withArticle(`${colour} ${shape}`));
+      else if (n > 1) groups.push(`${NUMBER_WORDS[n]} ${colour} ${shape}s`);
+    }
+  }
+  return groups.join(' and ');
+}
+
+export type QA = { question: string; answer: string; kind: 'count' | 'colour' | 'relation' };
+
+/** Relations are asked only when the centroids are this fraction of the image apart on the axis, either way. */
+export const RELATION_MARGIN = 1 / 8;
+
+/**
+ * Every question with an unambiguous one-word answer: `how many {shape}s?` for each shape
+ * (zero included), `what colour is the {shape}?` where that shape is unique, and
+ * `is the {shape} {rel} the {shape}?` for two unique shapes whose centroids are clearly apart
+ * on the relation's axis (yes when it holds, no when the opposite holds).
+ */
+export function questions(scene: Scene): QA[] {
+  const out: QA[] = [];
+  const only = new Map<Shape, SceneObject>();
+  for (const shape of SHAPES) {
+    const of = scene.objects.filter((o) => o.shape === shape);
+    out.push({ question: `how many ${shape}s?`, answer: NUMBER_WORDS[of.length], kind: 'count' });
+    if (of.length === 1) {
+      only.set(shape, of[0]);
+      out.push({ question: `what colour is the ${shape}?`, answer: of[0].colour, kind: 'colour' });
+    }
+  }
+  const m = RELATION_MARGIN * scene.size;
+  for (const [sa, a] of only) {
+    for (const [sb, b] of only) {
+      if (sa === sb) continue;
+      for (const rel of RELATIONS) {
+        const answer = holds(rel, a, b, m) ? 'yes' : holds(opposite(rel), a, b, m) ? 'no' : null;
+        if (answer) out.push({ question: `is the ${sa} ${rel} the ${sb}?`, answer, kind: 'relation' });
+      }
+    }
+  }
+  return out;
+}
+
+function opposite(rel: Relation): Relation {
+  return ({ 'left of': 'right of', 'right of': 'left of', above: 'below', below: 'above' } as const)[rel];
+}
+
+/** Does the scene hold a colour–shape combination of the composition hold-out? (kept out of training captions) */
+export function showsHeldOutCombo(scene: Scene): boolean {
+  return scene.objects.some((o) => HELD_OUT_COMBOS.some(([c, s]) => o.colour === c && o.shape === s));
+}

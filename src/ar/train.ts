@@ -1,0 +1,157 @@
+// Training the AR model: masked next-token cross-entropy (model.ts) under AdamW (nn/optim.ts),
+// warm-up then constant lr with a linear cooldown, atomic checkpoints that hold everything a
+// resumed run needs (weights, moments, step, RNG), a JSONL log.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { jit, numpy as np, tree, valueAndGrad, type OwnedFunction } from '@jax-js/jax';
+import { adamInit, makeAdamUpdate, momentTensors, momentsFromTensors, packTree, paramLayout, type AdamState, type ParamLayout } from '../nn/optim.ts';
+import type { Params } from '../nn/params.ts';
+import { encodeSafetensors, readSafetensors, type Tensor } from '../io/safetensors.ts';
+import { NonFiniteLossError, UserError } from '../util/errors.ts';
+import { writeFileAtomic } from '../util/fsx.ts';
+import { Rng } from '../util/rng.ts';
+import { ArModel, type TokenizerRef } from './ar-model.ts';
+import { arForward, maskedNextTokenLoss, validateArConfig, type ArConfig, type ArParams } from './model.ts';
+import { batchArrays, type Sequence } from './sequences.ts';
+
+export const AR_STATE_FILE = 'train-state.safetensors';
+
+type Batch = { ids: np.Array; targets: np.Array; mask: np.Array; cos: np.Array; sin: np.Array };
+
+export class ArTrainer {
+  private readonly layout: ParamLayout;
+  private adam: AdamState;
+  private readonly update: ReturnType<typeof makeAdamUpdate>;
+  private lossGrad: OwnedFunction<(p: ArParams, b: Batch) => [np.Array, np.Array[]]> | null = null;
+  totalSteps = 0;
+  cooldown = 0;
+
+  private constructor(
+    readonly model: ArModel,
+    readonly rng: Rng,
+    adam: ((layout: ParamLayout) => AdamState) | null,
+  ) {
+    const t = model.cfg.train;
+    this.layout = paramLayout(model.params as unknown as Params);
+    this.adam = adam ? adam(this.layout) : adamInit(this.layout);
+    this.update = makeAdamUpdate({ lr: t.lr, beta1: t.beta1, beta2: t.beta2, weightDecay: t.weightDecay }, this.layout);
+  }
+
+  get step(): number {
+    return this.model.step;
+  }
+  get cfg(): ArConfig {
+    return this.model.cfg;
+  }
+
+  static create(cfg: ArConfig, tokenizer: TokenizerRef, seed: number): ArTrainer {
+    return new ArTrainer(ArModel.create(cfg, tokenizer, seed), new Rng(seed ^ 0x5eed), null);
+  }
+
+  /** Resume from DIR/train-state.safetensors. */
+  static resume(dir: string): ArTrainer {
+    const path = join(dir, AR_STATE_FILE);
+    if (!existsSync(path)) throw new UserError(`${dir}: nothing to resume (no ${AR_STATE_FILE})`);
+    const file = readSafetensors(path);
+    const md = file.metadata;
+    let cfg: ArConfig;
+    let tok: TokenizerRef;
+    try {
+      cfg = validateArConfig(JSON.parse(md.config ?? ''), path);
+      tok = JSON.parse(md.tokenizer ?? '');
+    } catch (e) {
+      if (e instanceof UserError) throw e;
+      throw new UserError(`${path}: no AR config or tokenizer in the checkpoint metadata`);
+    }
+    const model = ArModel.create(cfg, tok, 0);
+    const weights = new Map<string, Tensor>();
+    for (const [k, v] of file.tensors) if (k.startsWith('param.')) weights.set(k.slice(6), v);
+    model.loadTensors(weights, path);
+    model.step = Number(md.step);
+    const rng = new Rng(0);
+    rng.state = Number(md.rngState) >>> 0;
+    return new ArTrainer(model, rng, (layout) => ({ m: momentsFromTensors(layout, file.tensors, 'adam.m.', path), v: momentsFromTensors(layout, file.tensors, 'adam.v.', path), step: Number(md.adamStep) }));
+  }
+
+  /** Warm-up, constant, then a linear decay to 0 over the last `cooldown` steps of `totalSteps`. */
+  lrNow(): number {
+    const t = this.cfg.train;
+    const warm = t.warmup > 0 ? Math.min(1, (this.step + 1) / t.warmup) : 1;
+    const cool = this.cooldown > 0 && this.totalSteps > 0 ? Math.min(1, Math.max(0, this.totalSteps - this.step) / this.cooldown) : 1;
+    return t.lr * warm * cool;
+  }
+
+  private compile(): void {
+    if (this.lossGrad) return;
+    const cfg = this.cfg;
+    const loss = (p: ArParams, b: Batch): np.Array => {
+      const logits = arForward(p, cfg, b.ids, b.cos, b.sin);
+      tree.dispose(p as never);
+      return maskedNextTokenLoss(logits, b.targets, b.mask, cfg.vocab);
+    };
+    const vg = valueAndGrad(loss as never) as unknown as (p: ArParams, b: Batch) => [np.Array, Params];
+    this.lossGrad = jit(((p: ArParams, b: Batch) => {
+      const [value, grads] = vg(p, b);
+      return [value, packTree(grads, this.layout)];
+    }) as never) as never;
+  }
+
+  /**
+   * The loss arrays of a batch of sequences, padded to the longest rounded up to a multiple of
+   * 8 (a few compiled shapes instead of one at maxLen: text→image rows are ~30% shorter).
+   */
+  private arrays(seqs: Sequence[]): Batch {
+    const longest = Math.max(...seqs.map((s) => s.ids.length));
+    const T = Math.min(this.cfg.maxLen, Math.ceil(longest / 8) * 8);
+    const B = seqs.length;
+    const a = batchArrays(this.model.vocab, seqs, T);
+    const { cos, sin } = this.model.ropeArrays(T);
+    return { ids: np.array(a.ids, { dtype: np.int32 }).reshape([B, T]), targets: np.array(a.targets, { dtype: np.int32 }).reshape([B, T]), mask: np.array(a.mask).reshape([B, T]), cos, sin };
+  }
+
+  /** One AdamW step on a batch; returns the loss and the lr used. */
+  async trainStep(seqs: Sequence[]): Promise<{ loss: number; lr: number }> {
+    this.compile();
+    const [loss, grads] = this.lossGrad!(tree.ref(this.model.params), this.arrays(seqs));
+    const v = (await loss.data())[0];
+    if (!Number.isFinite(v)) {
+      tree.dispose(grads as never);
+      throw new NonFiniteLossError(`step ${this.step + 1}: loss is ${v}; training stopped, the last checkpoint is intact`);
+    }
+    const lr = this.lrNow();
+    this.adam.step += 1;
+    const t = this.cfg.train;
+    const out = this.update(this.model.params as unknown as Params, grads, this.adam.m, this.adam.v, np.array(lr), np.array(1 / (1 - t.beta1 ** this.adam.step)), np.array(1 / (1 - t.beta2 ** this.adam.step)));
+    this.model.params = out.p as unknown as ArParams;
+    this.adam.m = out.m;
+    this.adam.v = out.v;
+    this.model.step += 1;
+    return { loss: v, lr };
+  }
+
+  /** DIR/train-state.safetensors (everything to resume), then the inference model (config.json + model.safetensors). */
+  async checkpoint(dir: string): Promise<void> {
+    const tensors = new Map<string, Tensor>();
+    for (const [k, v] of await this.model.tensors()) tensors.set(`param.${k}`, v);
+    for (const [k, v] of await momentTensors(this.layout, this.adam.m, 'adam.m.')) tensors.set(k, v);
+    for (const [k, v] of await momentTensors(this.layout, this.adam.v, 'adam.v.')) tensors.set(k, v);
+    const meta = {
+      format: 'selftok-ar-train-state',
+      config: JSON.stringify(this.cfg),
+      tokenizer: JSON.stringify(this.model.tokenizer),
+      step: String(this.step),
+      adamStep: String(this.adam.step),
+      rngState: String(this.rng.state),
+      totalSteps: String(this.totalSteps),
+    };
+    writeFileAtomic(join(dir, AR_STATE_FILE), encodeSafetensors(tensors, meta));
+    await this.model.save(dir);
+  }
+
+  dispose(): void {
+    this.lossGrad?.dispose();
+    this.update.dispose();
+    tree.dispose([this.adam.m, this.adam.v] as never);
+    this.model.dispose();
+  }
+}

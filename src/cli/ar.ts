@@ -1,0 +1,352 @@
+// The AR model's commands (issue #18): ar-train, generate, caption, ask, geneval. Thin: the
+// work is in src/ar/.
+import { Command, Option } from 'commander';
+import { dirname, join } from 'node:path';
+import { countParams, type Params } from '../nn/params.ts';
+import { readRgb, gridPng, encodePng, toFloat } from '../io/image.ts';
+import { tokenFileJson } from '../io/tokens.ts';
+import { loadArPair, type ArModel, type ImageSampling } from '../ar/ar-model.ts';
+import { HELD_OUT_SEED, geneval, positionLoss, tokensToImages, understanding, type GenevalResult, type UnderstandingResult } from '../ar/evaluate.ts';
+import { tokenizerCeiling, type CeilingResult } from '../ar/ceiling.ts';
+import { loadArConfig, runArTraining } from '../ar/run.ts';
+import { CATEGORIES, randomScene, renderScene, toUnitRange } from '../ar/scenes.ts';
+import { CAPTION_QUESTION, caption } from '../ar/text.ts';
+import type { Selftok } from '../tokenizer/model.ts';
+import { UserError } from '../util/errors.ts';
+import { OutputSet } from '../util/fsx.ts';
+import { tokensFor } from './decode.ts';
+import { PACKAGE_ROOT, deviceOption, loadModel, parseFloatPos, parseInt10, progressBar, startDevice } from './common.ts';
+
+export const DEFAULT_AR = join(PACKAGE_ROOT, 'models', 'scenes-ar');
+
+function arModelOption(cmd: Command): Command {
+  return cmd
+    .option('--model <dir>', 'AR model directory', DEFAULT_AR)
+    .option('--tokenizer <dir>', "the tokenizer directory (default: the one the AR model's config records)");
+}
+
+function samplingOptions(cmd: Command): Command {
+  return cmd
+    .option('--seed <n>', 'sampling seed', parseInt10('--seed'), 0)
+    .option('--cfg <w>', 'classifier-free guidance weight W: l = l_uncond + W·(l_cond − l_uncond); 1 = none', parseFloatPos('--cfg', true), 2)
+    .option('--temperature <t>', 'sampling temperature of the visual tokens (0 = greedy)', parseFloatPos('--temperature', true), 1)
+    .option('--top-k <k>', 'sample among the k most likely visual tokens (0 = all)', parseInt10('--top-k'), 0);
+}
+
+function sampling(o: { seed: number; cfg: number; temperature: number; topK: number }): ImageSampling {
+  return { seed: o.seed, cfg: o.cfg, temperature: o.temperature, topK: o.topK };
+}
+
+export function arTrainCommand(): Command {
+  const cmd = new Command('ar-train')
+    .description('train the autoregressive model on a tokenizer\'s tokens of captioned scenes: text → image, image → text')
+    .requiredOption('--tokenizer <dir>', 'the scenes tokenizer (its tokens are the visual words)')
+    .requiredOption('--data <source>', 'scenes (the only source with captions)')
+    .requiredOption('--out <dir>', 'output AR model directory (checkpoints, pool, log)')
+    .option('--config <name|file>', 'AR config: a name in configs/ar/ or a JSON file', 'scenes')
+    .addOption(new Option('--order <order>', 'visual token order in the sequences: ar (reversed encoder order, the paper\'s) or encoder').choices(['ar', 'encoder']))
+    .option('--steps <n>', 'total training steps', parseInt10('--steps', 1), 3000)
+    .option('--seed <n>', 'random seed', parseInt10('--seed'), 0)
+    .option('--resume', 'continue the run in --out', false)
+    .option('--ckpt-every <n>', 'checkpoint interval (steps)', parseInt10('--ckpt-every', 1), 250)
+    .option('--log-every <n>', 'log interval (steps)', parseInt10('--log-every', 1), 25)
+    .addHelpText('after', '\nExample:\n  selftok ar-train --tokenizer models/scenes --data scenes --out runs/scenes-ar --steps 3000\n');
+  return deviceOption(cmd).action(async (o) => {
+    if (o.data !== 'scenes') throw new UserError(`--data ${o.data}: the AR model trains on captioned data; only 'scenes' has captions`);
+    const cfg = loadArConfig(o.config);
+    if (o.order) cfg.order = o.order;
+    await startDevice(o.device);
+    const tokenizer = loadModel(o.tokenizer, ['encode']);
+    let poolBar: ReturnType<typeof progressBar> | null = null;
+    let bar: ReturnType<typeof progressBar> | null = null;
+    const r = await runArTraining({
+      tokenizer,
+      tokenizerDir: o.tokenizer,
+      cfg,
+      out: o.out,
+      steps: o.steps,
+      seed: o.seed,
+      resume: o.resume,
+      ckptEvery: o.ckptEvery,
+      logEvery: o.logEvery,
+      onPool: (d, t) => {
+        poolBar ??= progressBar('tokenize', t);
+        poolBar.update(d);
+      },
+      onStart: (t) => {
+        (poolBar as ReturnType<typeof progressBar> | null)?.stop();
+        const c = t.cfg;
+        process.stderr.write(
+          `selftok: ${c.name}: ${(countParams(t.model.params as unknown as Params) / 1e6).toFixed(2)} M params, vocab ${c.vocab}, ${c.depth}×${c.dim}, ${c.order} order, ` +
+            `batch ${c.train.batch}, lr ${c.train.lr}, from step ${t.step} to ${o.steps}\n`,
+        );
+        bar = progressBar('ar-train', o.steps);
+        bar.update(t.step);
+      },
+      onStep: (l) => {
+        bar?.update(l.step, `loss ${l.loss.toFixed(4)} ${l.ms.toFixed(0)}ms`);
+        if (!process.stderr.isTTY && (l.step % o.logEvery === 0 || l.step === o.steps)) {
+          process.stderr.write(`step ${l.step}: loss ${l.loss.toFixed(4)} lr ${l.lr.toExponential(2)} ${l.ms.toFixed(0)} ms\n`);
+        }
+      },
+    });
+    (bar as ReturnType<typeof progressBar> | null)?.stop();
+    console.log(
+      r.loss === null
+        ? `ar-train ${o.out}: already at step ${r.trainer.step} (nothing to do)`
+        : `ar-train ${o.out}: step ${r.trainer.step}, loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s`,
+    );
+  });
+}
+
+export function generateCommand(): Command {
+  const cmd = new Command('generate')
+    .description('generate images from a prompt with the AR model (visual tokens, then the tokenizer\'s renderer)')
+    .argument('<prompt>', 'a scene prompt, e.g. "a red circle left of a blue square"')
+    .requiredOption('-o, --out <dir>', 'output folder: one PNG per image, a grid and tokens.json')
+    .option('-n <n>', 'number of images', parseInt10('-n', 1), 4)
+    .option('--scale <s>', 'PNG upscale factor (nearest neighbour)', parseInt10('--scale', 1), 4)
+    .addHelpText('after', '\nExample:\n  selftok generate "two red circles" -n 4 -o out/red-circles --cfg 2\n');
+  return deviceOption(samplingOptions(arModelOption(cmd))).action(async (prompt: string, o) => {
+    await startDevice(o.device);
+    const { ar, tokenizer } = await loadArPair(o.model, o.tokenizer);
+    const words = ar.vocab.encode(prompt, 'prompt');
+    const codes = await ar.generateImages(words, o.n, sampling(o));
+    const px = await tokensToImages(tokenizer, codes, o.n);
+    const size = tokenizer.cfg.image.size;
+    const per = size * size * 3;
+    const imgs = Array.from({ length: o.n }, (_, b) => px.slice(b * per, (b + 1) * per));
+    const out = new OutputSet();
+    const names = imgs.map((_, b) => `image-${b}.png`);
+    for (const [b, im] of imgs.entries()) out.add(join(o.out, names[b]), await encodePng(im, size, size, o.scale));
+    out.add(join(o.out, 'grid.png'), await gridPng([imgs], size, o.scale));
+    const K = tokenizer.cfg.K;
+    out.add(
+      join(o.out, 'tokens.json'),
+      tokenFileJson({
+        model: { name: tokenizer.cfg.name, fingerprint: tokenizer.fingerprint },
+        K,
+        codebookSize: tokenizer.cfg.quantizer.codebookSize,
+        order: 'encoder',
+        images: names.map((n, b) => ({ source: n, ids: Array.from(codes.subarray(b * K, (b + 1) * K)) })),
+      }),
+    );
+    out.commit();
+    console.log(`generated ${o.n} image(s) for "${prompt}" → ${o.out} (cfg ${o.cfg}, temperature ${o.temperature}, top-k ${o.topK || 'all'}, seed ${o.seed})`);
+  });
+}
+
+/**
+ * The tokenizer's codes (encoder order) for the inputs: images of exactly the tokenizer's size
+ * (the scenes tokenizer does not rescale: a wrong size is refused), or token files (.json/.npy)
+ * made by this tokenizer. Returns the codes and one name per image.
+ */
+async function inputCodes(paths: string[], tokenizer: Selftok): Promise<{ codes: Int32Array; names: string[] }> {
+  const size = tokenizer.cfg.image.size;
+  const per = size * size * 3;
+  const K = tokenizer.cfg.K;
+  const parts: Int32Array[] = [];
+  const names: string[] = [];
+  for (const p of paths) {
+    if (/\.(json|npy)$/i.test(p)) {
+      const t = tokensFor(tokenizer, p, 'encoder');
+      parts.push(t.ids);
+      names.push(...t.names.map((n) => `${p}:${n}`));
+      continue;
+    }
+    const img = await readRgb(p);
+    if (img.width !== size || img.height !== size) throw new UserError(`${p}: the image is ${img.width}×${img.height}; this tokenizer reads ${size}×${size}`);
+    parts.push(await tokenizer.encode(toFloat(img.data).subarray(0, per), 1));
+    names.push(p);
+  }
+  const codes = new Int32Array(names.length * K);
+  let at = 0;
+  for (const c of parts) {
+    codes.set(c, at);
+    at += c.length;
+  }
+  return { codes, names };
+}
+
+async function answerAll(ar: ArModel, codes: Int32Array, n: number, question: number[]): Promise<string[]> {
+  const out: string[] = [];
+  for (let s = 0; s < n; s += 16) {
+    const m = Math.min(16, n - s);
+    out.push(...(await ar.answer(codes.subarray(s * ar.tokenizer.K, (s + m) * ar.tokenizer.K), m, question)));
+  }
+  return out;
+}
+
+export function captionCommand(): Command {
+  const cmd = new Command('caption')
+    .description('describe scene images with the AR model (the canonical caption, e.g. "two red circles and a blue square")')
+    .argument('<images...>', 'PNG/JPEG images of the tokenizer\'s size, or token files (.json/.npy) of its tokens')
+    .option('--json', 'print JSON: [{ image, caption }]', false)
+    .addHelpText('after', '\nExample:\n  selftok caption scene1.png scene2.png --json\n');
+  return deviceOption(arModelOption(cmd)).action(async (images: string[], o) => {
+    await startDevice(o.device, o.json);
+    const { ar, tokenizer } = await loadArPair(o.model, o.tokenizer);
+    const { codes, names } = await inputCodes(images, tokenizer);
+    const caps = await answerAll(ar, codes, names.length, ar.vocab.encode(CAPTION_QUESTION));
+    if (o.json) console.log(JSON.stringify(names.map((image, i) => ({ image, caption: caps[i] })), null, 2));
+    else for (const [i, p] of names.entries()) console.log(`${p}: ${caps[i]}`);
+  });
+}
+
+export function askCommand(): Command {
+  const cmd = new Command('ask')
+    .description('answer a question about a scene image with one word')
+    .argument('<image>', 'a PNG/JPEG image of the tokenizer\'s size, or a token file of one image')
+    .argument('<question>', '"how many {shape}s?", "what colour is the {shape}?" or "is the {shape} {rel} the {shape}?"')
+    .addHelpText('after', '\nExample:\n  selftok ask scene.png "how many circles?"\n');
+  return deviceOption(arModelOption(cmd)).action(async (image: string, question: string, o) => {
+    await startDevice(o.device, true);
+    const { ar, tokenizer } = await loadArPair(o.model, o.tokenizer);
+    const q = ar.vocab.encode(question, 'question');
+    const { codes, names } = await inputCodes([image], tokenizer);
+    if (names.length !== 1) throw new UserError(`${image}: holds ${names.length} images; ask about one`);
+    const [answer] = await ar.answer(codes, 1, q, 3);
+    console.log(answer);
+  });
+}
+
+export type GenevalReport = {
+  overall: number;
+  categories: GenevalResult['categories'];
+  composition: GenevalResult['composition'];
+  ceiling: { overall: number; categories: CeilingResult['categories']; decoder: CeilingResult['decoder']; perCategory: number };
+  understanding: Omit<UnderstandingResult, 'examples'> & { examples: UnderstandingResult['examples'] };
+  positionLoss: { perPosition: number[]; mean: number; sequences: number; order: 'ar' | 'encoder' };
+  settings: GenevalResult['settings'];
+  model: { dir: string; step: number; order: 'ar' | 'encoder'; params: number; tokenizer: string };
+  prompts: GenevalResult['prompts'];
+  seconds: number;
+};
+
+export function genevalCommand(): Command {
+  const cmd = new Command('geneval')
+    .description('GenEval-style benchmark of the AR model on held-out prompts, with the tokenizer ceiling, understanding accuracy and the loss by token position')
+    .requiredOption('--report <file.md>', 'markdown report (a grid PNG per category is written next to it)')
+    .requiredOption('--json <file>', 'the figures as JSON')
+    .option('--per-prompt <n>', 'images per prompt', parseInt10('--per-prompt', 1), 4)
+    .option('--prompts <n>', 'held-out prompts per category', parseInt10('--prompts', 1), 24)
+    .option('--scenes <n>', 'held-out scenes for captions and questions', parseInt10('--scenes', 1), 100)
+    .addHelpText('after', '\nExample:\n  selftok geneval --model models/scenes-ar --report out/geneval.md --json out/geneval.json --per-prompt 4\n');
+  return deviceOption(samplingOptions(arModelOption(cmd))).action(async (o) => {
+    if (!o.report.endsWith('.md')) throw new UserError(`--report ${o.report}: must be a .md file`);
+    const t0 = performance.now();
+    await startDevice(o.device);
+    const { ar, tokenizer } = await loadArPair(o.model, o.tokenizer);
+    const bar = progressBar('geneval', CATEGORIES.length * o.prompts);
+    const g = await geneval(ar, tokenizer, { perPrompt: o.perPrompt, promptsPerCategory: o.prompts, sampling: sampling(o), onPrompt: (d) => bar.update(d) });
+    bar.stop();
+    const ceiling = await tokenizerCeiling(tokenizer, { perCategory: o.prompts * o.perPrompt, decoder: tokenizer.hasRenderer ? 'renderer' : 'diffusion' });
+    const u = await understanding(ar, tokenizer, o.scenes);
+    const pl = await positionLoss(ar, tokenizer, o.prompts);
+    const report: GenevalReport = {
+      overall: g.overall,
+      categories: g.categories,
+      composition: g.composition,
+      ceiling: { overall: ceiling.overall, categories: ceiling.categories, decoder: ceiling.decoder, perCategory: ceiling.perCategory },
+      understanding: u,
+      positionLoss: { ...pl, order: ar.cfg.order },
+      settings: g.settings,
+      model: { dir: o.model, step: ar.step, order: ar.cfg.order, params: countParams(ar.params as unknown as Params), tokenizer: `${tokenizer.cfg.name} (${tokenizer.fingerprint})` },
+      prompts: g.prompts,
+      seconds: (performance.now() - t0) / 1000,
+    };
+    const out = new OutputSet();
+    const dir = dirname(o.report);
+    const size = tokenizer.cfg.image.size;
+    for (const cat of CATEGORIES) out.add(join(dir, `geneval-${cat}.png`), await gridPng(g.images[cat], size, 2));
+    out.add(o.report, genevalMarkdown(report));
+    out.add(o.json, JSON.stringify(report, null, 2) + '\n');
+    out.commit();
+    const cats = CATEGORIES.map((c) => `${c} ${g.categories[c].toFixed(2)}`).join(', ');
+    console.log(
+      `geneval ${o.model}: overall ${g.overall.toFixed(3)} (${cats}); composition ${g.composition.score.toFixed(3)} on ${g.composition.prompts} prompts; ` +
+        `ceiling ${ceiling.overall.toFixed(3)}; caption exact ${u.captionExact.toFixed(3)}, questions ${u.questionAccuracy.toFixed(3)}; ${report.seconds.toFixed(0)} s`,
+    );
+  });
+}
+
+function genevalMarkdown(r: GenevalReport): string {
+  const pct = (x: number) => (Number.isNaN(x) ? 'n/a' : x.toFixed(3));
+  const s = r.settings;
+  const lines = [
+    `# GenEval-style report: ${r.model.dir}`,
+    '',
+    `AR model step ${r.model.step}, ${(r.model.params / 1e6).toFixed(2)} M parameters, ${r.model.order} token order; tokenizer ${r.model.tokenizer}.`,
+    `Held-out prompts: ${s.promptsPerCategory} per category × ${s.perPrompt} images; sampling cfg ${s.cfg}, temperature ${s.temperature}, top-k ${s.topK || 'all'}, seed ${s.seed}; tokens → image by the ${s.decoder}. ${r.seconds.toFixed(0)} s.`,
+    '',
+    '| category | AR model | tokenizer ceiling |',
+    '| --- | --- | --- |',
+    ...CATEGORIES.map((c) => `| ${c} | ${pct(r.categories[c])} | ${pct(r.ceiling.categories[c])} |`),
+    `| **overall** | **${pct(r.overall)}** | ${pct(r.ceiling.overall)} |`,
+    '',
+    `Composition hold-out (prompts naming blue triangle, yellow circle or purple square, never named in training): ${pct(r.composition.score)} on ${r.composition.prompts} prompts.`,
+    '',
+    '## Understanding (held-out scenes)',
+    '',
+    `Caption exact match ${pct(r.understanding.captionExact)} on ${r.understanding.scenes} scenes; question accuracy ${pct(r.understanding.questionAccuracy)} ` +
+      `(count ${pct(r.understanding.byKind.count.accuracy)}, colour ${pct(r.understanding.byKind.colour.accuracy)}, relation ${pct(r.understanding.byKind.relation.accuracy)}).`,
+    `Scenes that show a hold-out combination (${r.understanding.heldOutCombos.scenes}): caption ${pct(r.understanding.heldOutCombos.captionExact)}, questions ${pct(r.understanding.heldOutCombos.questionAccuracy)}.`,
+    '',
+    '| truth | predicted |',
+    '| --- | --- |',
+    ...r.understanding.examples.map((e) => `| ${e.caption} | ${e.predicted} |`),
+    '',
+    `## Validation loss by visual token position (${r.positionLoss.order} order, ${r.positionLoss.sequences} held-out prompt scenes)`,
+    '',
+    `Mean ${r.positionLoss.mean.toFixed(3)} nats. Position 0 is the first visual token generated.`,
+    '',
+    ...positionTable(r.positionLoss.perPosition),
+    '',
+    '## Samples',
+    '',
+    ...CATEGORIES.map((c) => `${c}: ![${c}](geneval-${c}.png)`),
+    '',
+  ];
+  return lines.join('\n');
+}
+
+/** The loss by position in four equal groups of positions (a table row each). */
+function positionTable(per: number[]): string[] {
+  const g = Math.ceil(per.length / 4);
+  const groups = [0, 1, 2, 3].map((i) => per.slice(i * g, (i + 1) * g)).filter((x) => x.length);
+  return [
+    '| positions | ' + groups.map((x, i) => `${i * g}–${i * g + x.length - 1}`).join(' | ') + ' |',
+    '| --- |' + groups.map(() => ' --- |').join(''),
+    '| nats | ' + groups.map((x) => (x.reduce((a, b) => a + b, 0) / x.length).toFixed(3)).join(' | ') + ' |',
+  ];
+}
+
+/** Prompts the demo generates (none names a composition hold-out, all are held-out texts or close). */
+export const DEMO_PROMPTS = ['a red circle left of a blue square', 'three yellow triangles', 'a green square and an orange circle'];
+
+/**
+ * The AR part of `npm start`: images for three prompts and captions of two held-out scenes,
+ * added to the demo's outputs (generated.png, captions.png); returns the lines to print.
+ */
+export async function arDemo(dir: string, out: OutputSet, outDir: string, scale: number): Promise<string[]> {
+  const { ar, tokenizer } = await loadArPair(dir);
+  const size = tokenizer.cfg.image.size;
+  const per = size * size * 3;
+  const lines: string[] = [];
+  const rows: Float32Array[][] = [];
+  for (const [i, prompt] of DEMO_PROMPTS.entries()) {
+    const codes = await ar.generateImages(ar.vocab.encode(prompt, 'prompt'), 4, { seed: i, cfg: 2, temperature: 1, topK: 0 });
+    const px = await tokensToImages(tokenizer, codes, 4);
+    rows.push(Array.from({ length: 4 }, (_, b) => px.slice(b * per, (b + 1) * per)));
+    lines.push(`generated "${prompt}": 4 images (row ${i + 1} of generated.png)`);
+  }
+  out.add(join(outDir, 'generated.png'), await gridPng(rows, size, scale));
+  const scenes = [0, 1].map((i) => randomScene((HELD_OUT_SEED + 1000 + i) >>> 0, size));
+  const x = new Float32Array(2 * per);
+  scenes.forEach((sc, i) => x.set(toUnitRange(renderScene(sc)), i * per));
+  const caps = await ar.answer(await tokenizer.encode(x, 2), 2, ar.vocab.encode(CAPTION_QUESTION));
+  out.add(join(outDir, 'captions.png'), await gridPng([[x.subarray(0, per), x.subarray(per)]], size, scale));
+  scenes.forEach((sc, i) => lines.push(`caption of held-out scene ${i + 1} (captions.png): "${caps[i]}"; truth "${caption(sc)}"`));
+  ar.dispose();
+  return lines;
+}

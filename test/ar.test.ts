@@ -1,0 +1,162 @@
+// The AR model (issue #18, items 4, 5, 9): vocabulary, sequences and their loss masks, cached
+// sampling against the full forward, overfitting a few sequences, captions and questions.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { wasm, microArConfig } from './helpers.ts';
+import { ArModel, sampleLogits, type TokenizerRef } from '../src/ar/ar-model.ts';
+import { ArTrainer } from '../src/ar/train.ts';
+import type { ArConfig } from '../src/ar/model.ts';
+import { batchArrays, codesOf, imageToText, textToImage, visualWords } from '../src/ar/sequences.ts';
+import { CAPTION_QUESTION, caption, questions } from '../src/ar/text.ts';
+import { Vocab, SPECIALS } from '../src/ar/vocab.ts';
+import type { Scene } from '../src/ar/scenes.ts';
+import { UserError } from '../src/util/errors.ts';
+import { Rng } from '../src/util/rng.ts';
+
+before(wasm);
+
+const TOK: TokenizerRef = { name: 'micro', fingerprint: 'f00d', K: 6, codebookSize: 16 };
+
+function microAr(): ArConfig {
+  return microArConfig({ maxLen: 24, train: { ...microArConfig().train, batch: 4, mix: { textToImage: 1, imageToText: 1, imageOnly: 0 }, pool: 8 } });
+}
+
+test('vocabulary: words and visual words share one id space; an unknown word is a one-line error that lists the words', () => {
+  const v = new Vocab(16);
+  assert.equal(v.size, v.visualBase + 16);
+  assert.deepEqual(v.encode('two red circles').map((i) => v.words[i]), ['two', 'red', 'circles']);
+  assert.equal(v.decode(v.encode('how many squares?')), 'how many squares?');
+  assert.equal(v.words[v.encode('what colour is the circle?').at(-1)!], '?');
+  assert.equal(v.visual(3), v.visualBase + 3);
+  assert.ok(v.isVisual(v.visual(15)) && !v.isVisual(v.visual(16)) && !v.isVisual(v.encode('a')[0]));
+  assert.throws(
+    () => v.encode('a pink circle', 'prompt'),
+    (e: unknown) => e instanceof UserError && /prompt "a pink circle": unknown word "pink"; the vocabulary is: .*circle/.test(e.message) && !e.message.includes('\n'),
+  );
+  // specials are not words a user can type
+  assert.throws(() => v.encode('[BOS] a circle'), UserError);
+  assert.equal(SPECIALS.length, 5);
+});
+
+test('sequences: visual tokens in reversed encoder order; the loss mask covers exactly the answer', () => {
+  const v = new Vocab(16);
+  const codes = Int32Array.from([1, 2, 3, 4, 5, 6]);
+  const words = visualWords(v, codes, 'ar');
+  assert.deepEqual(words, [6, 5, 4, 3, 2, 1].map((c) => v.visual(c)));
+  assert.deepEqual(Array.from(codesOf(v, words, 'ar')), [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(visualWords(v, codes, 'encoder'), [1, 2, 3, 4, 5, 6].map((c) => v.visual(c)));
+
+  const prompt = v.encode('a red circle');
+  const t2i = textToImage(v, prompt, words);
+  const name = (id: number) => (v.isVisual(id) ? 'v' : v.words[id]);
+  assert.deepEqual(t2i.ids.map(name), ['[BOS]', 'a', 'red', 'circle', '[BOV]', 'v', 'v', 'v', 'v', 'v', 'v', '[EOV]', '[EOS]']);
+  const i2t = imageToText(v, words, v.encode('how many circles?'), v.encode('one'));
+  assert.deepEqual(i2t.ids.map(name), ['[BOS]', '[BOV]', 'v', 'v', 'v', 'v', 'v', 'v', '[EOV]', 'how', 'many', 'circles', '?', 'one', '[EOS]']);
+
+  const T = 16;
+  const a = batchArrays(v, [t2i, i2t], T);
+  // row 0: the targets under the mask are the six visual tokens
+  const masked = (row: number) => Array.from({ length: T }, (_, t) => t).filter((t) => a.mask[row * T + t] === 1).map((t) => a.targets[row * T + t]);
+  assert.deepEqual(masked(0), words);
+  // row 1: the answer and [EOS], nothing of the image or the question
+  assert.deepEqual(masked(1).map(name), ['one', '[EOS]']);
+  // targets are the ids shifted by one; padding is [PAD]
+  assert.equal(a.targets[0], a.ids[1]);
+  assert.equal(a.ids[T - 1], v.special('[PAD]'));
+});
+
+test('captions and questions: canonical order, unique-shape colour questions, clear relations only', () => {
+  const scene: Scene = {
+    size: 64,
+    top: [200, 200, 200],
+    bottom: [200, 200, 200],
+    objects: [
+      { shape: 'square', colour: 'blue', cx: 50, cy: 20, r: 6 },
+      { shape: 'circle', colour: 'red', cx: 10, cy: 20, r: 6 },
+      { shape: 'circle', colour: 'red', cx: 30, cy: 50, r: 6 },
+      { shape: 'triangle', colour: 'orange', cx: 12, cy: 45, r: 6 },
+    ],
+  };
+  assert.equal(caption(scene), 'two red circles and a blue square and an orange triangle');
+  const qa = new Map(questions(scene).map((q) => [q.question, q.answer]));
+  assert.equal(qa.get('how many circles?'), 'two');
+  assert.equal(qa.get('how many squares?'), 'one');
+  assert.equal(qa.get('what colour is the square?'), 'blue');
+  assert.equal(qa.get('what colour is the triangle?'), 'orange');
+  assert.equal(qa.has('what colour is the circle?'), false, 'two circles: the colour question would be ambiguous');
+  assert.equal(qa.get('is the triangle left of the square?'), 'yes');
+  assert.equal(qa.get('is the square left of the triangle?'), 'no');
+  assert.equal(qa.get('is the square above the triangle?'), 'yes');
+  // relations never name a shape that appears twice
+  assert.ok([...qa.keys()].every((q) => !/^is the circle|the circle\?$/.test(q)));
+  const v = new Vocab(16);
+  for (const [q, a] of qa) assert.doesNotThrow(() => v.encode(`${q} ${a}`));
+  assert.doesNotThrow(() => v.encode(`${CAPTION_QUESTION} ${caption(scene)}`));
+});
+
+test('cached sampling: the step-by-step logits with the key/value cache equal the full causal forward', async () => {
+  const model = ArModel.create(microAr(), TOK, 3);
+  const v = model.vocab;
+  const rng = new Rng(5);
+  const B = 2;
+  const T = 10;
+  const ids = Int32Array.from({ length: B * T }, () => rng.int(0, v.size));
+  const full = await model.logits(ids, B);
+  const d = model.decoder(B);
+  for (let t = 0; t < T; t++) {
+    const step = await d.feed(Int32Array.from({ length: B }, (_, b) => ids[b * T + t]));
+    for (let b = 0; b < B; b++) {
+      for (let i = 0; i < v.size; i++) {
+        const want = full[(b * T + t) * v.size + i];
+        assert.ok(Math.abs(step[b * v.size + i] - want) < 1e-4, `row ${b} position ${t} logit ${i}: ${step[b * v.size + i]} vs ${want}`);
+      }
+    }
+  }
+  d.dispose();
+  // causality: changing a later token leaves earlier logits unchanged
+  const ids2 = ids.slice();
+  ids2[T - 1] = (ids2[T - 1] + 1) % v.size;
+  const full2 = await model.logits(ids2, B);
+  for (let i = 0; i < (T - 1) * v.size; i++) assert.ok(Math.abs(full2[i] - full[i]) < 1e-5);
+  model.dispose();
+});
+
+test('sampleLogits: temperature 0 is argmax, top-k 1 is argmax at any temperature, top-k keeps the k largest', () => {
+  const l = Float32Array.from([0.1, 2, -1, 1.9, 0]);
+  const rng = new Rng(1);
+  assert.equal(sampleLogits(l, 0, 0, rng), 1);
+  for (let i = 0; i < 50; i++) assert.equal(sampleLogits(l, 5, 1, rng), 1);
+  const seen = new Set<number>();
+  for (let i = 0; i < 400; i++) seen.add(sampleLogits(l, 1, 2, rng));
+  assert.deepEqual([...seen].sort(), [1, 3]);
+});
+
+test('overfit: the AR model learns four sequences (an image from a prompt, an answer from an image), and samples them back', async () => {
+  const trainer = ArTrainer.create(microAr(), TOK, 1);
+  const v = trainer.model.vocab;
+  const imgA = [3, 1, 4, 1, 5, 9];
+  const imgB = [2, 7, 1, 8, 2, 8];
+  const seqs = [
+    textToImage(v, v.encode('a red circle'), visualWords(v, imgA, 'ar')),
+    textToImage(v, v.encode('two blue squares'), visualWords(v, imgB, 'ar')),
+    imageToText(v, visualWords(v, imgA, 'ar'), v.encode(CAPTION_QUESTION), v.encode('a red circle')),
+    imageToText(v, visualWords(v, imgB, 'ar'), v.encode(CAPTION_QUESTION), v.encode('two blue squares')),
+  ];
+  let first = 0;
+  let last = 0;
+  for (let s = 0; s < 150; s++) {
+    const { loss } = await trainer.trainStep(seqs);
+    if (s === 0) first = loss;
+    last = loss;
+  }
+  assert.ok(first > 2, `initial loss ${first} should be near ln(${v.size})`);
+  assert.ok(last < 0.05, `loss after 150 steps ${last}`);
+  const m = trainer.model;
+  const gen = await m.generateImages(v.encode('two blue squares'), 2, { temperature: 1, topK: 0, cfg: 1, seed: 4 });
+  assert.deepEqual(Array.from(gen), [...imgB, ...imgB]);
+  const guided = await m.generateImages(v.encode('a red circle'), 1, { temperature: 1, topK: 0, cfg: 3, seed: 4 });
+  assert.deepEqual(Array.from(guided), imgA);
+  const answers = await m.answer(Int32Array.from([...imgA, ...imgB]), 2, v.encode(CAPTION_QUESTION));
+  assert.deepEqual(answers, ['a red circle', 'two blue squares']);
+  trainer.dispose();
+});
