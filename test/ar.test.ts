@@ -94,7 +94,7 @@ test('captions and questions: canonical order, unique-shape colour questions, cl
   assert.doesNotThrow(() => v.encode(`${CAPTION_QUESTION} ${caption(scene)}`));
 });
 
-test('cached sampling: the step-by-step logits with the key/value cache equal the full causal forward', async () => {
+test('cached sampling: the step-by-step logits with the key/value cache, and after a one-pass prefill, equal the full causal forward', async () => {
   const model = ArModel.create(microAr(), TOK, 3);
   const v = model.vocab;
   const rng = new Rng(5);
@@ -113,6 +113,14 @@ test('cached sampling: the step-by-step logits with the key/value cache equal th
     }
   }
   d.dispose();
+  // a prefill of the first 6 positions in one pass, then the rest one by one: the same logits
+  const d2 = model.decoder(B);
+  const check = (got: Float32Array, t: number) => {
+    for (let b = 0; b < B; b++) for (let i = 0; i < v.size; i++) assert.ok(Math.abs(got[b * v.size + i] - full[(b * T + t) * v.size + i]) < 1e-4, `prefill: row ${b} position ${t}`);
+  };
+  check(await d2.prefillRows([Array.from(ids.subarray(0, 6)), Array.from(ids.subarray(T, T + 6))]), 5);
+  for (let t = 6; t < T; t++) check(await d2.feed(Int32Array.from({ length: B }, (_, b) => ids[b * T + t])), t);
+  d2.dispose();
   // causality: changing a later token leaves earlier logits unchanged
   const ids2 = ids.slice();
   ids2[T - 1] = (ids2[T - 1] + 1) % v.size;

@@ -14,9 +14,9 @@ import { fileFingerprint, Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fsx.ts';
 import { Rng } from '../util/rng.ts';
-import { arForward, arStep, emptyCache, initAr, ropeTables, validateArConfig, type ArConfig, type ArParams, type KvCache } from './model.ts';
+import { arForward, arPrefill, arStep, emptyCache, initAr, ropeTables, validateArConfig, type ArConfig, type ArParams, type KvCache } from './model.ts';
 import { codesOf, imagePrefix, questionPrefix, visualWords } from './sequences.ts';
-import { Vocab } from './vocab.ts';
+import { SPECIALS, Vocab } from './vocab.ts';
 
 /** The tokenizer an AR model was trained on: its visual words are that tokenizer's codes. */
 export type TokenizerRef = {
@@ -175,7 +175,14 @@ export class ArModel {
         return r;
       }),
     );
-    return new Decoder(this, B, step);
+    const prefill = this.cached('prefill', () =>
+      jit((p: ArParams, ids: np.Array, cos: np.Array, sin: np.Array) => {
+        const r = arPrefill(p, this.cfg, ids, cos, sin);
+        tree.dispose(p);
+        return r;
+      }),
+    );
+    return new Decoder(this, B, step, prefill);
   }
 
   /** Positions left for generated tokens after a prefix; refuses a prefix that leaves none. */
@@ -232,9 +239,15 @@ export class ArModel {
    * words until [EOS] (only words and [EOS] allowed), at most `maxWords`.
    */
   async answer(codes: Int32Array, n: number, question: number[], maxWords = 20): Promise<string[]> {
+    return this.answerEach(codes, Array.from({ length: n }, () => question), maxWords);
+  }
+
+  /** As `answer`, one question per image (word ids; all of one length, so that they decode in lockstep). */
+  async answerEach(codes: Int32Array, questions: number[][], maxWords = 20): Promise<string[]> {
     const K = this.tokenizer.K;
     const v = this.vocab;
-    const prefixes = Array.from({ length: n }, (_, b) => questionPrefix(v, visualWords(v, codes.subarray(b * K, (b + 1) * K), this.cfg.order), question));
+    const n = questions.length;
+    const prefixes = questions.map((q, b) => questionPrefix(v, visualWords(v, codes.subarray(b * K, (b + 1) * K), this.cfg.order), q));
     this.room(prefixes[0].length, 1, 'ask');
     const d = this.decoder(n);
     try {
@@ -247,7 +260,7 @@ export class ArModel {
         for (let b = 0; b < n; b++) {
           const row = logits.subarray(b * v.size, (b + 1) * v.size);
           let best = eos;
-          for (let w = 5; w < v.visualBase; w++) if (row[w] > row[best]) best = w;
+          for (let w = SPECIALS.length; w < v.visualBase; w++) if (row[w] > row[best]) best = w;
           next[b] = best;
           if (!done[b]) {
             if (best === eos) done[b] = true;
@@ -270,6 +283,7 @@ export class ArModel {
 }
 
 type StepFn = OwnedFunction<(p: ArParams, ids: np.Array, cache: KvCache, at: np.Array, seen: np.Array, cos: np.Array, sin: np.Array) => { logits: np.Array; cache: KvCache }>;
+type PrefillFn = OwnedFunction<(p: ArParams, ids: np.Array, cos: np.Array, sin: np.Array) => { logits: np.Array; cache: KvCache }>;
 
 /** A batch of sequences decoded in lockstep against one key/value cache. */
 export class Decoder {
@@ -279,6 +293,7 @@ export class Decoder {
     private readonly model: ArModel,
     readonly B: number,
     private readonly step: StepFn,
+    private readonly prefillFn: PrefillFn,
   ) {
     this.cache = emptyCache(model.cfg, B);
   }
@@ -306,13 +321,23 @@ export class Decoder {
     return this.prefillRows(Array.from({ length: this.B }, () => prefix));
   }
 
-  /** One prefix per row (all the same length); the logits after their last tokens. */
+  /**
+   * One prefix per row (all the same length), in one causal pass that fills the cache (a fresh
+   * decoder; later tokens go through `feed`); the logits after their last tokens.
+   */
   async prefillRows(prefixes: number[][]): Promise<Float32Array> {
     const L = prefixes[0].length;
     if (prefixes.some((p) => p.length !== L)) throw new Error('internal: prefixes of one batch must have one length');
-    let logits: Float32Array = new Float32Array(0);
-    for (let i = 0; i < L; i++) logits = await this.feed(Int32Array.from(prefixes, (p) => p[i]));
-    return logits;
+    if (this.pos !== 0) throw new Error('internal: prefill on a decoder that has already decoded');
+    if (L > this.model.cfg.maxLen) throw new Error(`internal: prefix of ${L} tokens exceeds maxLen`);
+    const ids = new Int32Array(this.B * L);
+    prefixes.forEach((p, b) => ids.set(p, b * L));
+    const { cos, sin } = this.model.ropeArrays(L);
+    tree.dispose(this.cache as never);
+    const r = this.prefillFn(tree.ref(this.model.params), np.array(ids, { dtype: np.int32 }).reshape([this.B, L]), cos, sin);
+    this.cache = r.cache;
+    this.pos = L;
+    return Float32Array.from((await r.logits.data()) as Float32Array);
   }
 
   dispose(): void {

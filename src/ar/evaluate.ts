@@ -6,6 +6,7 @@
 //   understanding  held-out scenes → caption exact match and question accuracy by kind
 //   positionLoss   the validation cross-entropy of each visual token position (text → image)
 import type { Selftok } from '../tokenizer/model.ts';
+import { UserError } from '../util/errors.ts';
 import type { ArModel, ImageSampling } from './ar-model.ts';
 import { CATEGORIES, namesHeldOutCombo, promptOf, promptText, randomScene, sceneForPrompt, type Category } from './scenes.ts';
 import { scorePrompt } from './scorer.ts';
@@ -18,9 +19,17 @@ export const HELD_OUT_SEED = 0x80000000;
 
 export const toBytes = (x: Float32Array): Uint8Array => Uint8Array.from(x, (v) => Math.max(0, Math.min(255, Math.round((v + 1) * 127.5))));
 
-/** Tokens → pixels in [−1, 1]: the renderer when the tokenizer has one (one pass), else the diffusion decoder. */
-export async function tokensToImages(tokenizer: Selftok, codes: Int32Array, B: number, steps = 50): Promise<Float32Array> {
-  return tokenizer.hasRenderer ? tokenizer.render(codes, B) : tokenizer.decode(codes, B, { steps, seed: 0 });
+export type Decoder = 'renderer' | 'diffusion';
+
+/** The decoder to use: the one asked for, else the renderer when the tokenizer has one (one pass), else the diffusion decoder. */
+export function pickDecoder(tokenizer: Selftok, asked?: Decoder): Decoder {
+  if (asked === 'renderer' && !tokenizer.hasRenderer) throw new UserError(`tokenizer ${tokenizer.cfg.name} has no renderer; use --decoder diffusion`);
+  return asked ?? (tokenizer.hasRenderer ? 'renderer' : 'diffusion');
+}
+
+/** Tokens → pixels in [−1, 1] by a decoder (the diffusion one with the tokenizer's sampler settings). */
+export async function tokensToImages(tokenizer: Selftok, codes: Int32Array, B: number, decoder: Decoder = pickDecoder(tokenizer)): Promise<Float32Array> {
+  return decoder === 'renderer' ? tokenizer.render(codes, B) : tokenizer.decode(codes, B, { seed: 0 });
 }
 
 export type GenevalResult = {
@@ -37,10 +46,11 @@ export type GenevalResult = {
 export async function geneval(
   ar: ArModel,
   tokenizer: Selftok,
-  o: { perPrompt: number; promptsPerCategory: number; sampling: ImageSampling; onPrompt?: (done: number, total: number) => void },
+  o: { perPrompt: number; promptsPerCategory: number; sampling: ImageSampling; decoder?: Decoder; onPrompt?: (done: number, total: number) => void },
 ): Promise<GenevalResult> {
   const size = tokenizer.cfg.image.size;
   const n = size * size * 3;
+  const decoder = pickDecoder(tokenizer, o.decoder);
   const categories = {} as Record<Category, number>;
   const images = {} as Record<Category, Float32Array[][]>;
   const prompts: GenevalResult['prompts'] = [];
@@ -53,7 +63,7 @@ export async function geneval(
       const spec = promptOf('heldout', cat, i);
       const text = promptText(spec);
       const codes = await ar.generateImages(ar.vocab.encode(text, 'prompt'), o.perPrompt, { ...o.sampling, seed: o.sampling.seed + 7919 * (done + 1) });
-      const px = await tokensToImages(tokenizer, codes, o.perPrompt);
+      const px = await tokensToImages(tokenizer, codes, o.perPrompt, decoder);
       const row: Float32Array[] = [];
       let s = 0;
       for (let b = 0; b < o.perPrompt; b++) {
@@ -76,7 +86,7 @@ export async function geneval(
     composition: { prompts: comp.length, score: comp.length ? comp.reduce((a, p) => a + p.score, 0) / comp.length : NaN },
     prompts,
     images,
-    settings: { ...o.sampling, perPrompt: o.perPrompt, promptsPerCategory: o.promptsPerCategory, decoder: tokenizer.hasRenderer ? 'renderer' : 'diffusion' },
+    settings: { ...o.sampling, perPrompt: o.perPrompt, promptsPerCategory: o.promptsPerCategory, decoder },
   };
 }
 
@@ -116,15 +126,21 @@ export async function understanding(ar: ArModel, tokenizer: Selftok, n: number):
       tally(into.cap, caps[b] === want);
       if (examples.length < 12) examples.push({ caption: want, predicted: caps[b] });
     }
-    // each scene's questions, asked one scene at a time (the question lengths differ)
-    for (let b = 0; b < m; b++) {
-      const scene = scenes[s + b];
-      const into = showsHeldOutCombo(scene) ? combo : main;
-      const one = batch.subarray(b * K, (b + 1) * K);
-      for (const qa of questions(scene)) {
-        const [got] = await ar.answer(one, 1, ar.vocab.encode(qa.question), 3);
-        tally(into.q, got === qa.answer);
-        if (into === main) tally(kinds[qa.kind], got === qa.answer);
+    // every question of these scenes, batched by length (rows of one batch decode in lockstep)
+    const asks = scenes.slice(s, s + m).flatMap((scene, b) => questions(scene).map((qa) => ({ b, qa, words: ar.vocab.encode(qa.question) })));
+    const byLength = new Map<number, typeof asks>();
+    for (const a of asks) byLength.set(a.words.length, [...(byLength.get(a.words.length) ?? []), a]);
+    for (const group of byLength.values()) {
+      for (let g = 0; g < group.length; g += 32) {
+        const part = group.slice(g, g + 32);
+        const codesOf = new Int32Array(part.length * K);
+        part.forEach((a, i) => codesOf.set(batch.subarray(a.b * K, (a.b + 1) * K), i * K));
+        const got = await ar.answerEach(codesOf, part.map((a) => a.words), 3);
+        part.forEach((a, i) => {
+          const into = showsHeldOutCombo(scenes[s + a.b]) ? combo : main;
+          tally(into.q, got[i] === a.qa.answer);
+          if (into === main) tally(kinds[a.qa.kind], got[i] === a.qa.answer);
+        });
       }
     }
   }

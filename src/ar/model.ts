@@ -140,6 +140,24 @@ function head(p: ArParams, x: np.Array): np.Array {
  * sees 0..i). Parameters are borrowed.
  */
 export function arForward(p: ArParams, cfg: ArConfig, ids: np.Array, cos: np.Array, sin: np.Array): np.Array {
+  return forwardKv(p, cfg, ids, cos, sin, null);
+}
+
+/**
+ * A prefix of L tokens in one causal pass, for sampling: the logits after its last token (B×V)
+ * and a cache of maxLen positions holding the prefix's keys and values (decoding goes on at L).
+ */
+export function arPrefill(p: ArParams, cfg: ArConfig, ids: np.Array, cos: np.Array, sin: np.Array): { logits: np.Array; cache: KvCache } {
+  const [B, L] = ids.shape;
+  const kv: KvCache = { k: [], v: [] };
+  const logits = forwardKv(p, cfg, ids, cos, sin, kv);
+  const hd = cfg.dim / cfg.heads;
+  const pad = (a: np.Array) => (L === cfg.maxLen ? a : np.concatenate([a, np.zeros([B, cfg.maxLen - L, cfg.heads, hd])], 1));
+  const last = logits.slice([], [L - 1, L], []).reshape([B, cfg.vocab]);
+  return { logits: last, cache: { k: kv.k.map(pad), v: kv.v.map(pad) } };
+}
+
+function forwardKv(p: ArParams, cfg: ArConfig, ids: np.Array, cos: np.Array, sin: np.Array, kv: KvCache | null): np.Array {
   const [B, T] = ids.shape;
   const { dim: D, heads } = cfg;
   const hd = D / heads;
@@ -148,7 +166,12 @@ export function arForward(p: ArParams, cfg: ArConfig, ids: np.Array, cos: np.Arr
     const [q, k, v] = chunk(linear(b.qkv, rmsNorm(x.ref, b.attnNorm)), 3);
     const qh = rope(q.reshape([B, T, heads, hd]), cos.ref, sin.ref);
     const kh = rope(k.reshape([B, T, heads, hd]), cos.ref, sin.ref);
-    const att = nn.dotProductAttention(qh, kh, v.reshape([B, T, heads, hd]), { isCausal: true }).reshape([B, T, D]);
+    const vh = v.reshape([B, T, heads, hd]);
+    if (kv) {
+      kv.k.push(kh.ref);
+      kv.v.push(vh.ref);
+    }
+    const att = nn.dotProductAttention(qh, kh, vh, { isCausal: true }).reshape([B, T, D]);
     x = x.add(linear(b.proj, att));
     x = x.ref.add(mlpBlock(b, x));
   }

@@ -6,7 +6,7 @@ import { countParams, type Params } from '../nn/params.ts';
 import { readRgb, gridPng, encodePng, toFloat } from '../io/image.ts';
 import { tokenFileJson } from '../io/tokens.ts';
 import { loadArPair, type ArModel, type ImageSampling } from '../ar/ar-model.ts';
-import { HELD_OUT_SEED, geneval, positionLoss, tokensToImages, understanding, type GenevalResult, type UnderstandingResult } from '../ar/evaluate.ts';
+import { HELD_OUT_SEED, geneval, pickDecoder, positionLoss, tokensToImages, understanding, type GenevalResult, type UnderstandingResult } from '../ar/evaluate.ts';
 import { tokenizerCeiling, type CeilingResult } from '../ar/ceiling.ts';
 import { loadArConfig, runArTraining } from '../ar/run.ts';
 import { CATEGORIES, randomScene, renderScene, toUnitRange } from '../ar/scenes.ts';
@@ -27,6 +27,7 @@ function arModelOption(cmd: Command): Command {
 
 function samplingOptions(cmd: Command): Command {
   return cmd
+    .addOption(new Option('--decoder <decoder>', "tokens → image: the tokenizer's one-step renderer or its diffusion decoder (default: the renderer when it has one)").choices(['renderer', 'diffusion']))
     .option('--seed <n>', 'sampling seed', parseInt10('--seed'), 0)
     .option('--cfg <w>', 'classifier-free guidance weight W: l = l_uncond + W·(l_cond − l_uncond); 1 = none', parseFloatPos('--cfg', true), 2)
     .option('--temperature <t>', 'sampling temperature of the visual tokens (0 = greedy)', parseFloatPos('--temperature', true), 1)
@@ -112,7 +113,7 @@ export function generateCommand(): Command {
     const { ar, tokenizer } = await loadArPair(o.model, o.tokenizer);
     const words = ar.vocab.encode(prompt, 'prompt');
     const codes = await ar.generateImages(words, o.n, sampling(o));
-    const px = await tokensToImages(tokenizer, codes, o.n);
+    const px = await tokensToImages(tokenizer, codes, o.n, pickDecoder(tokenizer, o.decoder));
     const size = tokenizer.cfg.image.size;
     const per = size * size * 3;
     const imgs = Array.from({ length: o.n }, (_, b) => px.slice(b * per, (b + 1) * per));
@@ -238,9 +239,9 @@ export function genevalCommand(): Command {
     await startDevice(o.device);
     const { ar, tokenizer } = await loadArPair(o.model, o.tokenizer);
     const bar = progressBar('geneval', CATEGORIES.length * o.prompts);
-    const g = await geneval(ar, tokenizer, { perPrompt: o.perPrompt, promptsPerCategory: o.prompts, sampling: sampling(o), onPrompt: (d) => bar.update(d) });
+    const g = await geneval(ar, tokenizer, { perPrompt: o.perPrompt, promptsPerCategory: o.prompts, sampling: sampling(o), decoder: o.decoder, onPrompt: (d) => bar.update(d) });
     bar.stop();
-    const ceiling = await tokenizerCeiling(tokenizer, { perCategory: o.prompts * o.perPrompt, decoder: tokenizer.hasRenderer ? 'renderer' : 'diffusion' });
+    const ceiling = await tokenizerCeiling(tokenizer, { perCategory: o.prompts * o.perPrompt, decoder: g.settings.decoder });
     const u = await understanding(ar, tokenizer, o.scenes);
     const pl = await positionLoss(ar, tokenizer, o.prompts);
     const report: GenevalReport = {
