@@ -12,7 +12,7 @@ import { readWeight, storeWeight, type WeightFormat } from '../io/weights.ts';
 import { openCheckpoint } from '../import/checkpoint.ts';
 import { fileFingerprint, Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
-import { writeFileAtomic } from '../util/fsx.ts';
+import { readJsonFile, writeFileAtomic } from '../util/fsx.ts';
 import { Rng } from '../util/rng.ts';
 import { arForward, arPrefill, arStep, emptyCache, initAr, ropeTables, validateArConfig, type ArConfig, type ArParams, type KvCache } from './model.ts';
 import { codesOf, imagePrefix, questionPrefix, visualWords } from './sequences.ts';
@@ -63,12 +63,7 @@ export class ArModel {
     const cfgPath = join(dir, 'config.json');
     const wPath = join(dir, 'model.safetensors');
     if (!existsSync(cfgPath) || !existsSync(wPath)) throw new UserError(`${dir}: not an AR model directory (needs config.json and model.safetensors)`);
-    let raw: { ar?: unknown; tokenizer?: TokenizerRef };
-    try {
-      raw = JSON.parse(readFileSync(cfgPath, 'utf8'));
-    } catch (e) {
-      throw new UserError(`${cfgPath}: not valid JSON (${(e as Error).message})`);
-    }
+    const raw = (readJsonFile(cfgPath) ?? {}) as { ar?: unknown; tokenizer?: TokenizerRef };
     if (!raw.ar || !raw.tokenizer) throw new UserError(`${cfgPath}: not an AR model config (needs 'ar' and 'tokenizer')`);
     const cfg = validateArConfig(raw.ar, cfgPath);
     const model = new ArModel(cfg, raw.tokenizer, initAr(cfg, new Init(new Rng(0))));
@@ -143,9 +138,11 @@ export class ArModel {
     this.jitCache.dispose();
   }
 
-  ropeArrays(T: number): { cos: np.Array; sin: np.Array } {
+  /** Rotary tables for positions from..from+T−1 (T × hd/2 each), cut from the host tables. */
+  ropeArrays(T: number, from = 0): { cos: np.Array; sin: np.Array } {
     const half = this.cfg.dim / this.cfg.heads / 2;
-    return { cos: np.array(this.rope.cos.slice(0, T * half)).reshape([T, half]), sin: np.array(this.rope.sin.slice(0, T * half)).reshape([T, half]) };
+    const rows = (t: Float32Array) => np.array(t.slice(from * half, (from + T) * half)).reshape([T, half]);
+    return { cos: rows(this.rope.cos), sin: rows(this.rope.sin) };
   }
 
   /** Logits B×T×V of whole sequences (ids B×T, row-major) by the full causal forward. */
@@ -302,14 +299,11 @@ export class Decoder {
   async feed(ids: Int32Array): Promise<Float32Array> {
     const S = this.model.cfg.maxLen;
     if (this.pos >= S) throw new Error(`internal: decoder past maxLen ${S}`);
-    const half = this.model.cfg.dim / this.model.cfg.heads / 2;
     const at = new Float32Array(S);
     at[this.pos] = 1;
     const seen = new Float32Array(S);
     seen.fill(1, 0, this.pos + 1);
-    const { cos: c, sin: s } = this.model.ropeArrays(S);
-    const cos = c.slice([this.pos, this.pos + 1]).reshape([1, half]);
-    const sin = s.slice([this.pos, this.pos + 1]).reshape([1, half]);
+    const { cos, sin } = this.model.ropeArrays(1, this.pos);
     const r = this.step(tree.ref(this.model.params), np.array(ids, { dtype: np.int32 }), this.cache, np.array(at), np.array(seen), cos, sin);
     this.cache = r.cache;
     this.pos += 1;

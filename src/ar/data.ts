@@ -13,7 +13,7 @@ import { UserError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/fsx.ts';
 import type { Rng } from '../util/rng.ts';
 import type { ArConfig } from './model.ts';
-import { CATEGORIES, promptOf, promptText, randomScene, renderScene, sceneForPrompt, toUnitRange, type Scene } from './scenes.ts';
+import { CATEGORIES, promptOf, promptText, randomScene, renderScene, sceneForPrompt, toUnitRange, type PromptSpec, type Scene } from './scenes.ts';
 import { imageToText, textToImage, visualWords, type Sequence } from './sequences.ts';
 import { CAPTION_QUESTION, caption, questions, showsHeldOutCombo } from './text.ts';
 import type { Vocab } from './vocab.ts';
@@ -23,10 +23,14 @@ export const POOL_FILE = 'pool.safetensors';
 const PROMPT_SEED = 1_000_000;
 const RANDOM_SEED = 2_000_000;
 
-/** The i-th text→image training pair: its prompt and the scene drawn for it. */
-export function promptScene(i: number, size: number): { prompt: string; scene: Scene } {
-  const spec = promptOf('train', CATEGORIES[i % CATEGORIES.length], Math.floor(i / CATEGORIES.length));
-  return { prompt: promptText(spec), scene: sceneForPrompt(spec, PROMPT_SEED + i, size) };
+/** The i-th text→image training prompt (each category in turn); its scene is `promptScene(spec, i)`. */
+export function trainingPrompt(i: number): PromptSpec {
+  return promptOf('train', CATEGORIES[i % CATEGORIES.length], Math.floor(i / CATEGORIES.length));
+}
+
+/** The scene drawn for the i-th training prompt. */
+export function promptScene(spec: PromptSpec, i: number, size: number): Scene {
+  return sceneForPrompt(spec, PROMPT_SEED + i, size);
 }
 
 /** Tokenize scenes in batches (encoder order codes, n × K). */
@@ -67,7 +71,8 @@ export class ScenesArData {
     const K = tokenizer.cfg.K;
     const path = join(dir, POOL_FILE);
     const fingerprint = await tokenizer.tokenFingerprint();
-    const prompts = Array.from({ length: pool }, (_, i) => vocab.encode(promptScene(i, size).prompt, 'prompt'));
+    const specs = Array.from({ length: pool }, (_, i) => trainingPrompt(i));
+    const prompts = specs.map((spec) => vocab.encode(promptText(spec), 'prompt'));
     if (existsSync(path)) {
       const f = readSafetensors(path);
       if (f.metadata.tokenizer !== fingerprint) throw new UserError(`${path}: made with the tokens of ${f.metadata.tokenizer}, not ${fingerprint}; use another --out`);
@@ -78,10 +83,16 @@ export class ScenesArData {
       return new ScenesArData(vocab, K, size, prompts, pc.data as Int32Array, Array.from(sd.data), sc.data as Int32Array);
     }
     const seeds: number[] = [];
-    for (let s = RANDOM_SEED; seeds.length < pool; s++) if (!showsHeldOutCombo(randomScene(s, size))) seeds.push(s);
+    const scenes: Scene[] = [];
+    for (let s = RANDOM_SEED; seeds.length < pool; s++) {
+      const scene = randomScene(s, size);
+      if (showsHeldOutCombo(scene)) continue;
+      seeds.push(s);
+      scenes.push(scene);
+    }
     const total = 2 * pool;
-    const promptCodes = await tokenizeScenes(tokenizer, Array.from({ length: pool }, (_, i) => promptScene(i, size).scene), (d) => onProgress?.(d, total));
-    const sceneCodes = await tokenizeScenes(tokenizer, seeds.map((s) => randomScene(s, size)), (d) => onProgress?.(pool + d, total));
+    const promptCodes = await tokenizeScenes(tokenizer, specs.map((spec, i) => promptScene(spec, i, size)), (d) => onProgress?.(d, total));
+    const sceneCodes = await tokenizeScenes(tokenizer, scenes, (d) => onProgress?.(pool + d, total));
     const tensors = new Map([
       ['promptCodes', { dtype: 'I32' as const, shape: [pool, K], data: promptCodes }],
       ['sceneCodes', { dtype: 'I32' as const, shape: [pool, K], data: sceneCodes }],

@@ -1,9 +1,10 @@
 // `selftok ar-train`: the loop around ArTrainer: the tokenized pool, periodic atomic
 // checkpoints, a JSONL log, resume after a kill.
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import type { Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
+import { readJsonFile } from '../util/fsx.ts';
 import { ArModel } from './ar-model.ts';
 import { ScenesArData } from './data.ts';
 import { validateArConfig, type ArConfig } from './model.ts';
@@ -17,13 +18,7 @@ export function loadArConfig(nameOrFile: string): ArConfig {
   const named = join(AR_CONFIG_DIR, `${nameOrFile}.json`);
   const path = /^[a-z0-9-]+$/i.test(nameOrFile) && existsSync(named) ? named : nameOrFile;
   if (!existsSync(path)) throw new UserError(`--config ${nameOrFile}: no such AR config (configs/ar/) or file`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new UserError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-  return validateArConfig(raw, path);
+  return validateArConfig(readJsonFile(path), path);
 }
 
 export type ArRunOptions = {

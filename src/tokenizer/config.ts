@@ -1,9 +1,10 @@
 // A model is config + weights (diffusers style). Configs are plain JSON; the named
 // ones live in configs/*.json and ship with the package.
 import type { OptimizerSettings } from '../nn/optim.ts';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.ts';
+import { readJsonFile } from '../util/fsx.ts';
 import { PACKAGE_ROOT } from '../util/paths.ts';
 import type { QuantizerConfig } from './quantizer.ts';
 import type { ScheduleConfig } from './schedule.ts';
@@ -110,13 +111,7 @@ export function loadConfig(nameOrFile: string): SelftokConfig {
   } else {
     throw new UserError(`--config ${nameOrFile}: no such named config (${namedConfigs().join(', ')}) or file`);
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new UserError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-  return validateConfig(raw, path);
+  return validateConfig(readJsonFile(path), path);
 }
 
 export function validateConfig(raw: unknown, where: string): SelftokConfig {

@@ -1,7 +1,7 @@
 // The public model: config + weights + codebook, with encode / decode (and render,
 // see renderer.ts). The CLI and the demo are thin layers over this class.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { jit, numpy as np, random, tree, type OwnedFunction } from '@jax-js/jax';
 import { countParams, flattenParams, Init, mapParams, type Params } from '../nn/params.ts';
@@ -13,7 +13,7 @@ import { openCheckpoint } from '../import/checkpoint.ts';
 import { activeDevice } from '../engine/device.ts';
 import { initVae, Sd3Vae, type VaeParams } from '../vae/sd3-vae.ts';
 import { UserError } from '../util/errors.ts';
-import { writeFileAtomic } from '../util/fsx.ts';
+import { readJsonFile, writeFileAtomic } from '../util/fsx.ts';
 import { Rng } from '../util/rng.ts';
 import { bitsPerPixel, pixelSize, validateConfig, type SelftokConfig } from './config.ts';
 import { decoderNet, embedNoisy, initDecoder, type DecoderParams } from './decoder.ts';
@@ -189,13 +189,7 @@ export class Selftok {
     const wPath = join(dir, 'model.safetensors');
     if (!existsSync(cfgPath)) throw new UserError(`${dir}: not a model directory (no config.json)`);
     if (!existsSync(wPath)) throw new UserError(`${dir}: no model.safetensors`);
-    let raw: unknown;
-    try {
-      raw = JSON.parse(readFileSync(cfgPath, 'utf8'));
-    } catch (e) {
-      throw new UserError(`${cfgPath}: not valid JSON (${(e as Error).message})`);
-    }
-    const cfg = validateConfig(raw, cfgPath);
+    const cfg = validateConfig(readJsonFile(cfgPath), cfgPath);
     const ck = openCheckpoint(wPath);
     try {
       const keys = ck.keys();

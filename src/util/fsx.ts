@@ -1,4 +1,5 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { UserError } from './errors.ts';
 import { dirname, basename, join } from 'node:path';
 
 /**
@@ -39,5 +40,14 @@ export class OutputSet {
   }
   commit(): void {
     for (const f of this.files) writeFileAtomic(f.path, f.data);
+  }
+}
+
+/** Parse a JSON file; invalid JSON is a one-line error naming the file. */
+export function readJsonFile(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${path}: not valid JSON (${(e as Error).message})`);
   }
 }
