@@ -5,9 +5,11 @@
 #
 #   bash scripts/train-scenes.sh [OUT]        (default runs/scenes)
 #
-# Step counts: TOK_STEPS (6000), REN_STEPS (1500), AR_STEPS (2500); AR token order: ORDER (ar).
-# Writes OUT/scenes (tokenizer + renderer, int8) and OUT/scenes-ar (AR model, int8), and prints
-# the wall time of each stage.
+# Step counts: TOK_STEPS (6000), REN_STEPS (1500), AR_STEPS (2500); AR token order: ORDER (ar);
+# tokenizer config: CONFIG (scenes). Writes OUT/$CONFIG (tokenizer + renderer, int8) and
+# OUT/$CONFIG-ar (AR model, int8), and prints the wall time of each stage.
+# The spatial-token control of issue #19, same budget, raster order:
+#   CONFIG=scenes-spatial ORDER=encoder bash scripts/train-scenes.sh runs/spatial
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/scenes}
@@ -15,12 +17,13 @@ TOK_STEPS=${TOK_STEPS:-6000}
 REN_STEPS=${REN_STEPS:-1500}
 AR_STEPS=${AR_STEPS:-2500}
 ORDER=${ORDER:-ar}
+CONFIG=${CONFIG:-scenes}
 S=(node bin/selftok.js)
 mkdir -p "$OUT"
 t0=$(date +%s)
 stage() { echo "train-scenes: $1 done at $(( $(date +%s) - t0 )) s"; }
 
-"${S[@]}" train --config scenes --data scenes --out "$OUT/tokenizer-run" --steps "$TOK_STEPS" --sample-every 1000 --device wasm --resume
+"${S[@]}" train --config "$CONFIG" --data scenes --out "$OUT/tokenizer-run" --steps "$TOK_STEPS" --sample-every 1000 --device wasm --resume
 # the tokens the AR model learns are those of the exported encoder and codebook (float16 in every
 # export format), the same in the shipped tokenizer-with-renderer below
 "${S[@]}" export --model "$OUT/tokenizer-run" --out "$OUT/tokenizer" --weights int8 --device wasm
@@ -33,7 +36,7 @@ stage "AR model"
 wait "$renderer" || { echo "train-scenes: the renderer failed, see $OUT/renderer.log" >&2; exit 1; }
 stage renderer
 
-"${S[@]}" export --model "$OUT/renderer-run" --out "$OUT/scenes" --weights int8 --device wasm
-"${S[@]}" export --model "$OUT/ar-run" --out "$OUT/scenes-ar" --tokenizer "$OUT/scenes" --weights int8 --device wasm
+"${S[@]}" export --model "$OUT/renderer-run" --out "$OUT/$CONFIG" --weights int8 --device wasm
+"${S[@]}" export --model "$OUT/ar-run" --out "$OUT/$CONFIG-ar" --tokenizer "$OUT/$CONFIG" --weights int8 --device wasm
 stage export
-echo "train-scenes: $OUT/scenes and $OUT/scenes-ar in $(( $(date +%s) - t0 )) s"
+echo "train-scenes: $OUT/$CONFIG and $OUT/$CONFIG-ar in $(( $(date +%s) - t0 )) s"

@@ -101,12 +101,14 @@ test('caption and ask: images of the tokenizer\'s size or its token files; a wro
 test('geneval: the report, the grids and the JSON with overall, categories, ceiling, understanding and the loss by position', () => {
   const r = run('geneval', '--model', 'ar', '--report', 'ev/geneval.md', '--json', 'ev/geneval.json', '--prompts', '1', '--per-prompt', '2', '--scenes', '3');
   assert.equal(r.code, 0, r.err);
-  assert.match(r.out, /^geneval ar: overall \d\.\d{3} \(single_object \d\.\d\d, colors .*\); composition .*; ceiling \d\.\d{3}; caption exact \d\.\d{3}, questions \d\.\d{3}; \d+ s/);
+  assert.match(r.out, /^geneval ar: overall \d\.\d{3} \(single_object \d\.\d\d, colors .*\); composition .*; ceiling \d\.\d{3}; \d+\.\d\d objects per image; caption exact \d\.\d{3}, questions \d\.\d{3}; \d+ s/);
   const j = JSON.parse(readFileSync(join(dir, 'ev', 'geneval.json'), 'utf8'));
   assert.deepEqual(Object.keys(j.categories), ['single_object', 'colors', 'two_object', 'counting', 'position', 'color_attr']);
   assert.ok(j.overall >= 0 && j.overall <= 1);
   assert.ok(j.ceiling.overall >= 0 && j.ceiling.overall <= 1);
   assert.equal(j.prompts.length, 6);
+  assert.deepEqual(Object.keys(j.objectsPerImage), [...Object.keys(j.categories), 'overall']);
+  assert.ok(Object.values(j.objectsPerImage).every((x) => typeof x === 'number' && x >= 0));
   assert.equal(j.positionLoss.perPosition.length, 8);
   assert.ok(j.positionLoss.perPosition.every((x: number) => x > 0 && Number.isFinite(x)));
   assert.ok(j.understanding.scenes + j.understanding.heldOutCombos.scenes === 3);

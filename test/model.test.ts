@@ -270,7 +270,7 @@ test('config validation: sampler.guidance defaults to 1; bad values name the fil
 test('every named config validates and loads under its own name; tiny and small keep ≤ 0.2 bpp', async () => {
   const { bitsPerPixel, loadConfig, namedConfigs } = await import('../src/tokenizer/config.ts');
   const names = namedConfigs();
-  assert.deepEqual(names, ['photo64', 'scenes', 'small', 'tiny']);
+  assert.deepEqual(names, ['photo64', 'scenes', 'scenes-spatial', 'small', 'tiny']);
   for (const n of names) assert.equal(loadConfig(n).name, n);
   assert.equal(bitsPerPixel(loadConfig('tiny')), (16 * 9) / (32 * 32));
   assert.ok(bitsPerPixel(loadConfig('small')) <= 0.2);

@@ -30,6 +30,13 @@ export type TokenizerRef = {
 
 export type ImageSampling = { temperature: number; topK: number; cfg: number; seed: number };
 
+/**
+ * What sampling saw, per image and visual token in the model's order (n × K): the log-probability
+ * of the sampled token and the entropy (nats) of the distribution it was drawn from (the guided,
+ * tempered logits over the visual words, before top-k). RL reads the policy's own log-probs here.
+ */
+export type SampleStats = { logp: Float32Array; entropy: Float32Array };
+
 export class ArModel {
   readonly vocab: Vocab;
   fingerprint = 'unsaved';
@@ -192,7 +199,7 @@ export class ArModel {
    * (only visual words allowed), with classifier-free guidance
    * l = l_uncond + W·(l_cond − l_uncond) when W ≠ 1. Returns the n × K codes in encoder order.
    */
-  async generateImages(prompt: number[] | null, n: number, s: ImageSampling): Promise<Int32Array> {
+  async generateImages(prompt: number[] | null, n: number, s: ImageSampling, stats?: SampleStats): Promise<Int32Array> {
     const K = this.tokenizer.K;
     const v = this.vocab;
     const cond = imagePrefix(v, prompt);
@@ -215,7 +222,13 @@ export class ArModel {
             const l = row[v.visualBase + c];
             logit[c] = lu ? lu[b * V + v.visualBase + c] + s.cfg * (l - lu[b * V + v.visualBase + c]) : l;
           }
-          next[b] = v.visual(sampleLogits(logit, s.temperature, s.topK, rng));
+          const c = sampleLogits(logit, s.temperature, s.topK, rng);
+          if (stats) {
+            const { logp, entropy } = tokenStats(logit, s.temperature || 1, c);
+            stats.logp[b * K + k] = logp;
+            stats.entropy[b * K + k] = entropy;
+          }
+          next[b] = v.visual(c);
           words[b].push(next[b]);
         }
         if (k === K - 1) break;
@@ -358,6 +371,22 @@ export function sampleLogits(logits: Float32Array, temperature: number, topK: nu
     if (u <= 0 && p[i] > 0) return i;
   }
   return best;
+}
+
+/** log p(chosen) and the entropy of softmax(logits / temperature), in float64. */
+export function tokenStats(logits: Float32Array, temperature: number, chosen: number): { logp: number; entropy: number } {
+  let max = -Infinity;
+  for (const l of logits) max = Math.max(max, l / temperature);
+  let z = 0;
+  let ez = 0;
+  for (const l of logits) {
+    const a = l / temperature - max;
+    const e = Math.exp(a);
+    z += e;
+    ez += e * a;
+  }
+  const logZ = Math.log(z);
+  return { logp: logits[chosen] / temperature - max - logZ, entropy: logZ - ez / z };
 }
 
 /**

@@ -37,6 +37,8 @@ export type GenevalResult = {
   categories: Record<Category, number>;
   /** Prompts naming a composition hold-out combination, and their mean score. */
   composition: { prompts: number; score: number };
+  /** Mean number of objects the scorer finds per image, per category and over all (a crowded image passes presence checks: see RL and high guidance). */
+  objectsPerImage: Record<Category | 'overall', number>;
   prompts: { category: Category; prompt: string; score: number; heldOutCombo: boolean }[];
   /** Per category: the images, prompt by prompt (pixels in [−1, 1]), for the grids. */
   images: Record<Category, Float32Array[][]>;
@@ -54,10 +56,13 @@ export async function geneval(
   const categories = {} as Record<Category, number>;
   const images = {} as Record<Category, Float32Array[][]>;
   const prompts: GenevalResult['prompts'] = [];
+  const objectsPerImage = {} as GenevalResult['objectsPerImage'];
+  let allObjects = 0;
   const total = CATEGORIES.length * o.promptsPerCategory;
   let done = 0;
   for (const cat of CATEGORIES) {
     let sum = 0;
+    let objects = 0;
     images[cat] = [];
     for (let i = 0; i < o.promptsPerCategory; i++) {
       const spec = promptOf('heldout', cat, i);
@@ -69,7 +74,9 @@ export async function geneval(
       for (let b = 0; b < o.perPrompt; b++) {
         const img = px.subarray(b * n, (b + 1) * n);
         row.push(img.slice());
-        s += scorePrompt(spec, toBytes(img), size).score;
+        const sc = scorePrompt(spec, toBytes(img), size);
+        s += sc.score;
+        objects += sc.objects.length;
       }
       images[cat].push(row);
       const score = s / o.perPrompt;
@@ -78,12 +85,16 @@ export async function geneval(
       o.onPrompt?.(++done, total);
     }
     categories[cat] = sum / o.promptsPerCategory;
+    objectsPerImage[cat] = objects / (o.promptsPerCategory * o.perPrompt);
+    allObjects += objects;
   }
+  objectsPerImage.overall = allObjects / (CATEGORIES.length * o.promptsPerCategory * o.perPrompt);
   const comp = prompts.filter((p) => p.heldOutCombo);
   return {
     overall: CATEGORIES.reduce((a, c) => a + categories[c], 0) / CATEGORIES.length,
     categories,
     composition: { prompts: comp.length, score: comp.length ? comp.reduce((a, p) => a + p.score, 0) / comp.length : NaN },
+    objectsPerImage,
     prompts,
     images,
     settings: { ...o.sampling, perPrompt: o.perPrompt, promptsPerCategory: o.promptsPerCategory, decoder },

@@ -26,6 +26,9 @@ export class ArTrainer {
   totalSteps = 0;
   cooldown = 0;
 
+  /** The metadata of the checkpoint this trainer resumed from (empty for a fresh one). */
+  metadata: Record<string, string> = {};
+
   private constructor(
     readonly model: ArModel,
     readonly rng: Rng,
@@ -45,7 +48,12 @@ export class ArTrainer {
   }
 
   static create(cfg: ArConfig, tokenizer: TokenizerRef, seed: number): ArTrainer {
-    return new ArTrainer(ArModel.create(cfg, tokenizer, seed), new Rng(seed ^ 0x5eed), null);
+    return ArTrainer.fromModel(ArModel.create(cfg, tokenizer, seed), seed);
+  }
+
+  /** Go on training a loaded model (fine-tuning, RL) with fresh optimizer moments. */
+  static fromModel(model: ArModel, seed: number): ArTrainer {
+    return new ArTrainer(model, new Rng(seed ^ 0x5eed), null);
   }
 
   /** Resume from DIR/train-state.safetensors. */
@@ -70,7 +78,9 @@ export class ArTrainer {
     model.step = Number(md.step);
     const rng = new Rng(0);
     rng.state = Number(md.rngState) >>> 0;
-    return new ArTrainer(model, rng, (layout) => ({ m: momentsFromTensors(layout, file.tensors, 'adam.m.', path), v: momentsFromTensors(layout, file.tensors, 'adam.v.', path), step: Number(md.adamStep) }));
+    const t = new ArTrainer(model, rng, (layout) => ({ m: momentsFromTensors(layout, file.tensors, 'adam.m.', path), v: momentsFromTensors(layout, file.tensors, 'adam.v.', path), step: Number(md.adamStep) }));
+    t.metadata = md;
+    return t;
   }
 
   /** Warm-up, constant, then a linear decay to 0 over the last `cooldown` steps of `totalSteps`. */
@@ -114,11 +124,20 @@ export class ArTrainer {
     this.compile();
     const [loss, grads] = this.lossGrad!(tree.ref(this.model.params), this.arrays(seqs));
     const v = (await loss.data())[0];
-    if (!Number.isFinite(v)) {
-      tree.dispose(grads as never);
-      throw new NonFiniteLossError(`step ${this.step + 1}: loss is ${v}; training stopped, the last checkpoint is intact`);
-    }
     const lr = this.lrNow();
+    await this.applyGradients(v, grads, lr);
+    return { loss: v, lr };
+  }
+
+  /**
+   * One AdamW step with gradients packed by this trainer's layout (`packedLayout`), unless the
+   * loss they come from is not finite (then nothing changes and NonFiniteLossError is thrown).
+   */
+  async applyGradients(loss: number, grads: np.Array[], lr: number): Promise<void> {
+    if (!Number.isFinite(loss)) {
+      tree.dispose(grads as never);
+      throw new NonFiniteLossError(`step ${this.step + 1}: loss is ${loss}; training stopped, the last checkpoint is intact`);
+    }
     this.adam.step += 1;
     const t = this.cfg.train;
     const out = this.update(this.model.params as unknown as Params, grads, this.adam.m, this.adam.v, np.array(lr), np.array(1 / (1 - t.beta1 ** this.adam.step)), np.array(1 / (1 - t.beta2 ** this.adam.step)));
@@ -126,11 +145,15 @@ export class ArTrainer {
     this.adam.m = out.m;
     this.adam.v = out.v;
     this.model.step += 1;
-    return { loss: v, lr };
+  }
+
+  /** The layout gradients must be packed in for `applyGradients` (nn/optim.ts packTree). */
+  get packedLayout(): ParamLayout {
+    return this.layout;
   }
 
   /** DIR/train-state.safetensors (everything to resume), then the inference model (config.json + model.safetensors). */
-  async checkpoint(dir: string): Promise<void> {
+  async checkpoint(dir: string, extra: Record<string, string> = {}): Promise<void> {
     const tensors = new Map<string, Tensor>();
     for (const [k, v] of await this.model.tensors()) tensors.set(`param.${k}`, v);
     for (const [k, v] of await momentTensors(this.layout, this.adam.m, 'adam.m.')) tensors.set(k, v);
@@ -143,6 +166,7 @@ export class ArTrainer {
       adamStep: String(this.adam.step),
       rngState: String(this.rng.state),
       totalSteps: String(this.totalSteps),
+      ...extra,
     };
     writeFileAtomic(join(dir, AR_STATE_FILE), encodeSafetensors(tensors, meta));
     await this.model.save(dir);

@@ -1,11 +1,11 @@
 // The AR model's commands (issue #18): ar-train, generate, caption, ask, geneval. Thin: the
 // work is in src/ar/.
 import { Command, Option } from 'commander';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { countParams, type Params } from '../nn/params.ts';
 import { readRgb, gridPng, encodePng, toFloat } from '../io/image.ts';
 import { tokenFileJson } from '../io/tokens.ts';
-import { loadArPair, type ArModel, type ImageSampling } from '../ar/ar-model.ts';
+import { ArModel, loadArPair, type ImageSampling } from '../ar/ar-model.ts';
 import { HELD_OUT_SEED, geneval, pickDecoder, positionLoss, tokensToImages, understanding, type GenevalResult, type UnderstandingResult } from '../ar/evaluate.ts';
 import { tokenizerCeiling, type CeilingResult } from '../ar/ceiling.ts';
 import { loadArConfig, runArTraining } from '../ar/run.ts';
@@ -18,6 +18,8 @@ import { tokensFor } from './decode.ts';
 import { PACKAGE_ROOT, deviceOption, loadModel, parseFloatPos, parseInt10, progressBar, startDevice } from './common.ts';
 
 export const DEFAULT_AR = join(PACKAGE_ROOT, 'models', 'scenes-ar');
+/** The RL-tuned AR model (issue #19): the default for generating images; scenes-ar stays the default for captions and answers. */
+export const DEFAULT_RL = join(PACKAGE_ROOT, 'models', 'scenes-zero');
 /**
  * Default guidance weight. On models/scenes-ar the GenEval-style score rises with W from 0.22
  * (W 1) to 0.38–0.42 for W 14–40, but only by filling the image with extra objects: presence
@@ -26,9 +28,9 @@ export const DEFAULT_AR = join(PACKAGE_ROOT, 'models', 'scenes-ar');
  */
 export const DEFAULT_CFG = 3;
 
-function arModelOption(cmd: Command): Command {
+function arModelOption(cmd: Command, defaultModel = DEFAULT_AR): Command {
   return cmd
-    .option('--model <dir>', 'AR model directory', DEFAULT_AR)
+    .option('--model <dir>', 'AR model directory', defaultModel)
     .option('--tokenizer <dir>', "the tokenizer directory (default: the one the AR model's config records)");
 }
 
@@ -115,7 +117,7 @@ export function generateCommand(): Command {
     .option('-n <n>', 'number of images', parseInt10('-n', 1), 4)
     .option('--scale <s>', 'PNG upscale factor (nearest neighbour)', parseInt10('--scale', 1), 4)
     .addHelpText('after', '\nExample:\n  selftok generate "two red circles" -n 4 -o out/red-circles --cfg 3\n');
-  return deviceOption(samplingOptions(arModelOption(cmd))).action(async (prompt: string, o) => {
+  return deviceOption(samplingOptions(arModelOption(cmd, DEFAULT_RL))).action(async (prompt: string, o) => {
     await startDevice(o.device);
     const { ar, tokenizer } = await loadArPair(o.model, o.tokenizer);
     const words = ar.vocab.encode(prompt, 'prompt');
@@ -222,6 +224,7 @@ export type GenevalReport = {
   overall: number;
   categories: GenevalResult['categories'];
   composition: GenevalResult['composition'];
+  objectsPerImage: GenevalResult['objectsPerImage'];
   ceiling: { overall: number; categories: CeilingResult['categories']; decoder: CeilingResult['decoder']; perCategory: number };
   understanding: Omit<UnderstandingResult, 'examples'> & { examples: UnderstandingResult['examples'] };
   positionLoss: { perPosition: number[]; mean: number; sequences: number; order: 'ar' | 'encoder' };
@@ -255,6 +258,7 @@ export function genevalCommand(): Command {
       overall: g.overall,
       categories: g.categories,
       composition: g.composition,
+      objectsPerImage: g.objectsPerImage,
       ceiling: { overall: ceiling.overall, categories: ceiling.categories, decoder: ceiling.decoder, perCategory: ceiling.perCategory },
       understanding: u,
       positionLoss: { ...pl, order: ar.cfg.order },
@@ -273,7 +277,7 @@ export function genevalCommand(): Command {
     const cats = CATEGORIES.map((c) => `${c} ${g.categories[c].toFixed(2)}`).join(', ');
     console.log(
       `geneval ${o.model}: overall ${g.overall.toFixed(3)} (${cats}); composition ${g.composition.score.toFixed(3)} on ${g.composition.prompts} prompts; ` +
-        `ceiling ${ceiling.overall.toFixed(3)}; caption exact ${u.captionExact.toFixed(3)}, questions ${u.questionAccuracy.toFixed(3)}; ${report.seconds.toFixed(0)} s`,
+        `ceiling ${ceiling.overall.toFixed(3)}; ${g.objectsPerImage.overall.toFixed(2)} objects per image; caption exact ${u.captionExact.toFixed(3)}, questions ${u.questionAccuracy.toFixed(3)}; ${report.seconds.toFixed(0)} s`,
     );
   });
 }
@@ -287,10 +291,10 @@ function genevalMarkdown(r: GenevalReport): string {
     `AR model step ${r.model.step}, ${(r.model.params / 1e6).toFixed(2)} M parameters, ${r.model.order} token order; tokenizer ${r.model.tokenizer}.`,
     `Held-out prompts: ${s.promptsPerCategory} per category × ${s.perPrompt} images; sampling cfg ${s.cfg}, temperature ${s.temperature}, top-k ${s.topK || 'all'}, seed ${s.seed}; tokens → image by the ${s.decoder}. ${r.seconds.toFixed(0)} s.`,
     '',
-    '| category | AR model | tokenizer ceiling |',
-    '| --- | --- | --- |',
-    ...CATEGORIES.map((c) => `| ${c} | ${pct(r.categories[c])} | ${pct(r.ceiling.categories[c])} |`),
-    `| **overall** | **${pct(r.overall)}** | ${pct(r.ceiling.overall)} |`,
+    '| category | AR model | tokenizer ceiling | objects per image (AR model) |',
+    '| --- | --- | --- | --- |',
+    ...CATEGORIES.map((c) => `| ${c} | ${pct(r.categories[c])} | ${pct(r.ceiling.categories[c])} | ${r.objectsPerImage[c].toFixed(2)} |`),
+    `| **overall** | **${pct(r.overall)}** | ${pct(r.ceiling.overall)} | ${r.objectsPerImage.overall.toFixed(2)} |`,
     '',
     `Composition hold-out (prompts naming blue triangle, yellow circle or purple square, never named in training): ${pct(r.composition.score)} on ${r.composition.prompts} prompts.`,
     '',
@@ -336,17 +340,20 @@ export const DEMO_PROMPTS = ['a red circle left of a blue square', 'three yellow
  * The AR part of `npm start`: images for three prompts and captions of two held-out scenes,
  * added to the demo's outputs (generated.png, captions.png); returns the lines to print.
  */
-export async function arDemo(dir: string, out: OutputSet, outDir: string, scale: number): Promise<string[]> {
+export async function arDemo(dir: string, generator: string, out: OutputSet, outDir: string, scale: number): Promise<string[]> {
   const { ar, tokenizer } = await loadArPair(dir);
+  // the generator must speak the captioner's tokens (the RL model is tuned from it)
+  const gen = generator === dir ? ar : ArModel.load(generator);
+  await gen.checkTokenizer(tokenizer, generator);
   const size = tokenizer.cfg.image.size;
   const per = size * size * 3;
   const lines: string[] = [];
   const rows: Float32Array[][] = [];
   for (const [i, prompt] of DEMO_PROMPTS.entries()) {
-    const codes = await ar.generateImages(ar.vocab.encode(prompt, 'prompt'), 4, { seed: i, cfg: DEFAULT_CFG, temperature: 1, topK: 0 });
+    const codes = await gen.generateImages(gen.vocab.encode(prompt, 'prompt'), 4, { seed: i, cfg: DEFAULT_CFG, temperature: 1, topK: 0 });
     const px = await tokensToImages(tokenizer, codes, 4);
     rows.push(Array.from({ length: 4 }, (_, b) => px.slice(b * per, (b + 1) * per)));
-    lines.push(`generated "${prompt}": 4 images (row ${i + 1} of generated.png)`);
+    lines.push(`generated "${prompt}" (${basename(generator)}): 4 images (row ${i + 1} of generated.png)`);
   }
   out.add(join(outDir, 'generated.png'), await gridPng(rows, size, scale));
   const scenes = [0, 1].map((i) => randomScene((HELD_OUT_SEED + 1000 + i) >>> 0, size));
@@ -354,7 +361,8 @@ export async function arDemo(dir: string, out: OutputSet, outDir: string, scale:
   scenes.forEach((sc, i) => x.set(toUnitRange(renderScene(sc)), i * per));
   const caps = await ar.answer(await tokenizer.encode(x, 2), 2, ar.vocab.encode(CAPTION_QUESTION));
   out.add(join(outDir, 'captions.png'), await gridPng([[x.subarray(0, per), x.subarray(per)]], size, scale));
-  scenes.forEach((sc, i) => lines.push(`caption of held-out scene ${i + 1} (captions.png): "${caps[i]}"; truth "${caption(sc)}"`));
+  scenes.forEach((sc, i) => lines.push(`caption of held-out scene ${i + 1} (captions.png, ${basename(dir)}): "${caps[i]}"; truth "${caption(sc)}"`));
+  if (gen !== ar) gen.dispose();
   ar.dispose();
   return lines;
 }

@@ -5,7 +5,7 @@ import { gridPng, loadImage } from '../io/image.ts';
 import { encodeAll } from '../eval/evaluate.ts';
 import { psnr, ssim, mean } from '../eval/metrics.ts';
 import { OutputSet } from '../util/fsx.ts';
-import { arDemo, DEFAULT_AR } from './ar.ts';
+import { arDemo, DEFAULT_AR, DEFAULT_RL } from './ar.ts';
 import { UserError } from '../util/errors.ts';
 import { deviceOption, guidanceOption, loadModel, modelOption, PACKAGE_ROOT, parseInt10, progressBar, startDevice } from './common.ts';
 
@@ -17,7 +17,8 @@ export function demoCommand(): Command {
     .option('-o, --output <dir>', 'output folder', 'selftok-demo')
     .option('--steps <n>', 'Euler steps of the diffusion decoder', parseInt10('--steps', 1), 50)
     .option('--images <dir>', 'folder of images to use instead of the bundled samples', SAMPLES_DIR)
-    .option('--ar <dir>', 'the AR model whose images and captions the demo also shows (scenes)', DEFAULT_AR)
+    .option('--ar <dir>', 'the AR model whose captions of scenes the demo also shows', DEFAULT_AR)
+    .option('--rl <dir>', 'the AR model that generates the demo images from prompts (default: the RL-tuned one, else --ar)', DEFAULT_RL)
     .option('--no-ar', 'skip the AR part')
     .addHelpText('after', '\nExample:\n  npm start            # = selftok demo\n');
   return deviceOption(guidanceOption(modelOption(cmd))).action(async (o) => {
@@ -66,7 +67,7 @@ export function demoCommand(): Command {
     const scale = Math.max(1, Math.round(128 / size));
     out.add(join(o.output, 'reconstructions.png'), await gridPng(rows, size, scale));
     out.add(join(o.output, 'progressive.png'), await gridPng(strip, size, scale));
-    const arLines = o.ar && existsSync(o.ar) ? await arDemo(o.ar, out, o.output, scale) : [];
+    const arLines = o.ar && existsSync(o.ar) ? await arDemo(o.ar, existsSync(o.rl) ? o.rl : o.ar, out, o.output, scale) : [];
     out.commit();
     for (const l of arLines) console.log(l);
     console.log(

@@ -15,6 +15,7 @@ import { exportCommand } from './export.ts';
 import { corpusCommand } from './corpus.ts';
 import { importCommand } from './import.ts';
 import { arTrainCommand, askCommand, captionCommand, generateCommand, genevalCommand } from './ar.ts';
+import { rlCommand } from './rl.ts';
 
 const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
 
@@ -24,7 +25,7 @@ const program = new Command('selftok')
   .showHelpAfterError()
   .exitOverride();
 
-for (const c of [trainCommand(), encodeCommand(), decodeCommand(), reconstructCommand(), evalCommand(), demoCommand(), trainRendererCommand(), exportCommand(), corpusCommand(), importCommand(), arTrainCommand(), generateCommand(), captionCommand(), askCommand(), genevalCommand()]) {
+for (const c of [trainCommand(), encodeCommand(), decodeCommand(), reconstructCommand(), evalCommand(), demoCommand(), trainRendererCommand(), exportCommand(), corpusCommand(), importCommand(), arTrainCommand(), generateCommand(), captionCommand(), askCommand(), genevalCommand(), rlCommand()]) {
   program.addCommand(c.exitOverride());
 }
 

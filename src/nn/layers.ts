@@ -53,16 +53,18 @@ export function mlp(p: Mlp, x: np.Array): np.Array {
 
 /**
  * Multi-head attention core. q: B×L×(H·d), k, v: B×S×(H·d); keyMask: B×S (1 = may attend)
- * or null. Every query row must have at least one allowed key.
+ * or null; or pairMask: L×S, the same for every sample. Every query row must have at least
+ * one allowed key.
  */
-export function attention(q: np.Array, k: np.Array, v: np.Array, heads: number, keyMask: np.Array | null): np.Array {
+export function attention(q: np.Array, k: np.Array, v: np.Array, heads: number, keyMask: np.Array | null, pairMask?: np.Array): np.Array {
   const [B, L, D] = q.shape;
   const S = k.shape[1];
   const hd = D / heads;
   const qh = q.reshape([B, L, heads, hd]);
   const kh = k.reshape([B, S, heads, hd]);
   const vh = v.reshape([B, S, heads, hd]);
-  const opts = keyMask ? { mask: keyMask.reshape([B, 1, 1, S]).greater(0.5) } : {};
+  if (keyMask && pairMask) throw new Error('internal: attention takes a key mask or a pair mask, not both');
+  const opts = keyMask ? { mask: keyMask.reshape([B, 1, 1, S]).greater(0.5) } : pairMask ? { mask: pairMask.reshape([1, 1, L, S]).greater(0.5) } : {};
   return nn.dotProductAttention(qh, kh, vh, opts).reshape([B, L, D]);
 }
 

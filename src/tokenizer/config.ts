@@ -1,5 +1,6 @@
 // A model is config + weights (diffusers style). Configs are plain JSON; the named
 // ones live in configs/*.json and ship with the package.
+import { spatialRegions } from './spatial.ts';
 import type { OptimizerSettings } from '../nn/optim.ts';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,6 +36,8 @@ export type SelftokConfig = {
     mlpRatio: number;
     /** Image-stream positions: 'sincos' (computed, default) or 'table' (a stored [patches, width] tensor, as the official encoder's cropped pos_embed). */
     posEmbed?: 'sincos' | 'table';
+    /** The spatial-token control (issue #19; tokenizer/spatial.ts): token k reads only its own region of the patch grid. */
+    spatial?: boolean;
   };
   decoder: {
     depth: number;
@@ -178,7 +181,8 @@ export function validateConfig(raw: unknown, where: string): SelftokConfig {
   if (c.schedule.type === 'diti') {
     const sum = c.schedule.perStage.reduce((a, b) => a + b, 0);
     if (sum !== c.K) fail(`schedule.perStage sums to ${sum}, expected K = ${c.K}`);
-  } else if (c.schedule.type !== 'uniform') fail(`schedule.type must be 'diti' or 'uniform'`);
+  } else if (c.schedule.type !== 'uniform' && c.schedule.type !== 'all') fail(`schedule.type must be 'diti', 'uniform' or 'all'`);
+  if (c.encoder.spatial) spatialRegions(c.K, c.image.size / c.image.patch, 'encoder.spatial');
   return c;
 }
 

@@ -30,6 +30,7 @@ import {
 import { Init } from '../nn/params.ts';
 import type { SelftokConfig } from './config.ts';
 import { patchify } from './patch.ts';
+import { spatialMasks } from './spatial.ts';
 
 type ImageBlock = { qkv: Linear; proj: Linear; mlp: Mlp };
 type TokenBlock = { pos: TimeEmbedder; ada: Linear; imgKv: Linear; qkv: Linear; proj: Linear; mlp: Mlp };
@@ -95,6 +96,10 @@ export function encodeFeatures(p: EncoderParams, cfg: SelftokConfig, x0: np.Arra
   let x = linear(p.patch, patchify(x0, patch)).add(pos);
   let q = np.broadcastTo(p.queries.ref.reshape([1, K, Dq]), [B, K, Dq]);
   const posFeat = timestepFeatures(tokenPositions(K));
+  // the spatial-token control: K local encoders (spatial.ts); Selftok's encoder attends globally
+  const masks = cfg.encoder.spatial ? spatialMasks(K, g) : null;
+  const imageMask = () => (masks ? np.array(masks.image).reshape([g * g, g * g]) : undefined);
+  const tokenMask = () => (masks ? np.array(masks.tokens).reshape([K, g * g + K]) : undefined);
   for (let l = 0; l < p.tok.length; l++) {
     const tb = p.tok[l];
     const a = layerNorm(x.ref);
@@ -104,7 +109,7 @@ export function encodeFeatures(p: EncoderParams, cfg: SelftokConfig, x0: np.Arra
     const u = modulate(layerNorm(q.ref), shMsa, scMsa);
     const [qq, kq, vq] = chunk(linear(tb.qkv, u), 3);
     const [ki, vi] = chunk(linear(tb.imgKv, a.ref), 2);
-    const att = attention(qq, np.concatenate([ki, kq], 1), np.concatenate([vi, vq], 1), tokenHeads, null);
+    const att = attention(qq, np.concatenate([ki, kq], 1), np.concatenate([vi, vq], 1), tokenHeads, null, tokenMask());
     q = q.add(gMsa.mul(linear(tb.proj, att)));
     q = q.ref.add(gMlp.mul(mlp(tb.mlp, modulate(layerNorm(q), shMlp, scMlp))));
     // image stream: plain pre-LN transformer block, never sees the queries
@@ -114,7 +119,7 @@ export function encodeFeatures(p: EncoderParams, cfg: SelftokConfig, x0: np.Arra
       continue;
     }
     const [qi, kk, vv] = chunk(linear(ib.qkv, a), 3);
-    x = x.add(linear(ib.proj, attention(qi, kk, vv, imageHeads, null)));
+    x = x.add(linear(ib.proj, attention(qi, kk, vv, imageHeads, null, imageMask())));
     x = x.ref.add(mlp(ib.mlp, layerNorm(x)));
   }
   x.dispose();

@@ -4,7 +4,9 @@
 
 export type ScheduleConfig =
   | { type: 'diti'; stages: number[]; perStage: number[] }
-  | { type: 'uniform' };
+  | { type: 'uniform' }
+  /** No schedule: every token at every noise level (the spatial-token control of issue #19). */
+  | { type: 'all' };
 
 export class TokenSchedule {
   readonly K: number;
@@ -12,11 +14,17 @@ export class TokenSchedule {
   readonly stages: number[];
   /** Tokens added per stage n_1..n_S (sum = K). */
   readonly perStage: number[];
+  /** Every token visible at every τ (schedule type 'all'). */
+  readonly all: boolean;
 
   constructor(K: number, cfg: ScheduleConfig) {
     if (!Number.isInteger(K) || K < 1) throw new Error(`schedule: K must be a positive integer, got ${K}`);
     this.K = K;
-    if (cfg.type === 'uniform') {
+    this.all = cfg.type === 'all';
+    if (cfg.type === 'all') {
+      this.stages = [1000];
+      this.perStage = [K];
+    } else if (cfg.type === 'uniform') {
       // k = floor(K·τ/1000): a single stage (spec §2.5).
       this.stages = [1000];
       this.perStage = [K];
@@ -42,6 +50,7 @@ export class TokenSchedule {
    * piecewise linear in τ, floored, clamped to K − 1.
    */
   lastVisible(tau: number): number {
+    if (this.all) return this.K - 1;
     let lo = 0;
     let cum = 0;
     for (let i = 0; i < this.stages.length; i++) {
@@ -63,6 +72,7 @@ export class TokenSchedule {
 
   /** First τ at which token j is visible (spec §2.1). */
   firstVisibleTau(j: number): number {
+    if (this.all) return 0;
     let lo = 0;
     let cum = 0;
     for (let i = 0; i < this.stages.length; i++) {
