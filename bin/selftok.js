@@ -1,7 +1,17 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly (tsx), so a checkout works right after `npm ci`.
-import { register } from 'tsx/esm/api';
-register();
+// The `selftok` command. In a checkout it runs the TypeScript sources directly (tsx), so the
+// checkout works right after `npm ci`; an installed package (npm pack, no src/) runs the
+// compiled JavaScript in dist/.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const fromSource = existsSync(fileURLToPath(new URL('../src/cli/main.ts', import.meta.url)));
+if (fromSource) {
+  const { register } = await import('tsx/esm/api');
+  register();
+}
+const root = fromSource ? '../src/' : '../dist/';
+const ext = fromSource ? '.ts' : '.js';
 // before jax-js loads: its wasm backend decides at import whether it may use threads
-await import('../src/engine/wasm-threads.ts');
-await import('../src/cli/main.ts');
+await import(`${root}engine/wasm-threads${ext}`);
+await import(`${root}cli/main${ext}`);
