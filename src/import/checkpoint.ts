@@ -12,6 +12,8 @@ export interface CheckpointReader {
   readonly path: string;
   /** Every tensor's name, dtype and shape, in file order. */
   keys(): Map<string, TensorInfo>;
+  /** The file's string metadata (safetensors `__metadata__`; empty for a torch checkpoint). */
+  metadata(): Record<string, string>;
   /** A tensor's values as float32 (row-major). */
   read(name: string): Float32Array;
   close(): void;
@@ -19,27 +21,37 @@ export interface CheckpointReader {
 
 const SAFETENSORS_DTYPES: Record<string, DType> = { F64: 'F64', F32: 'F32', F16: 'F16', BF16: 'BF16', I64: 'I64', I32: 'I32', I16: 'I16', I8: 'I8', U8: 'U8', BOOL: 'BOOL' };
 
+/** Bytes [begin, begin + length) of a file, from a descriptor or from memory: a fresh copy, aligned (toFloat32 may view it in place). */
+type ReadRange = (begin: number, length: number) => Uint8Array;
+
+/** A safetensors file read tensor by tensor: from disk (openCheckpoint) or from bytes in memory (fetched). */
 class SafetensorsReader implements CheckpointReader {
   private readonly info = new Map<string, TensorInfo & { begin: number; end: number }>();
+  private meta: Record<string, string> = {};
   private constructor(
     readonly path: string,
-    private readonly fd: number,
+    private readonly range: ReadRange,
+    private readonly done: () => void,
   ) {}
 
-  static open(path: string, fd: number, size: number): SafetensorsReader {
-    const r = new SafetensorsReader(path, fd);
+  static open(path: string, range: ReadRange, size: number, done: () => void): SafetensorsReader {
+    const r = new SafetensorsReader(path, range, done);
     if (size < 8) throw new UserError(`${path}: truncated safetensors file (${size} bytes)`);
-    const hlen = Number(readAt(fd, 0, 8).readBigUInt64LE(0));
+    const head = range(0, 8);
+    const hlen = Number(new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true));
     if (hlen <= 0 || 8 + hlen > size) throw new UserError(`${path}: truncated or corrupt safetensors header`);
     let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
     try {
-      header = JSON.parse(readAt(fd, 8, hlen).toString('utf8'));
+      header = JSON.parse(new TextDecoder().decode(range(8, hlen)));
     } catch {
       throw new UserError(`${path}: corrupt safetensors header (not JSON)`);
     }
     const base = 8 + hlen;
     for (const [name, t] of Object.entries(header)) {
-      if (name === '__metadata__') continue;
+      if (name === '__metadata__') {
+        r.meta = t as unknown as Record<string, string>;
+        continue;
+      }
       const dtype = SAFETENSORS_DTYPES[t.dtype];
       if (!dtype) throw new UserError(`${path}: tensor ${name} has unsupported dtype ${t.dtype}`);
       const numel = t.shape.reduce((a, b) => a * b, 1);
@@ -55,15 +67,24 @@ class SafetensorsReader implements CheckpointReader {
     return new Map([...this.info].map(([k, v]) => [k, { dtype: v.dtype, shape: v.shape }]));
   }
 
+  metadata(): Record<string, string> {
+    return { ...this.meta };
+  }
+
   read(name: string): Float32Array {
     const t = this.info.get(name);
     if (!t) throw new Error(`internal: no tensor ${name} in ${this.path}`);
-    return toFloat32(new Uint8Array(readAt(this.fd, t.begin, t.end - t.begin)), t.dtype);
+    return toFloat32(this.range(t.begin, t.end - t.begin), t.dtype);
   }
 
   close(): void {
-    closeSync(this.fd);
+    this.done();
   }
+}
+
+/** A safetensors file already in memory (fetched over HTTP), as a checkpoint reader; `where` names it in errors. */
+export function safetensorsFromBytes(bytes: Uint8Array, where: string): CheckpointReader {
+  return SafetensorsReader.open(where, (b, n) => bytes.slice(b, b + n), bytes.length, () => {});
 }
 
 class TorchReader implements CheckpointReader {
@@ -76,6 +97,9 @@ class TorchReader implements CheckpointReader {
   }
   keys(): Map<string, TensorInfo> {
     return new Map([...this.tensors].map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape }]));
+  }
+  metadata(): Record<string, string> {
+    return {};
   }
   read(name: string): Float32Array {
     const t = this.tensors.get(name);
@@ -102,7 +126,7 @@ export function openCheckpoint(path: string): CheckpointReader {
     return new TorchReader(TorchCheckpoint.open(path));
   }
   try {
-    return SafetensorsReader.open(path, fd, size);
+    return SafetensorsReader.open(path, (b, n) => new Uint8Array(readAt(fd, b, n)), size, () => closeSync(fd));
   } catch (e) {
     closeSync(fd);
     throw e;

@@ -7,9 +7,10 @@ import { jit, numpy as np, random, tree, type OwnedFunction } from '@jax-js/jax'
 import { countParams, flattenParams, Init, mapParams, type Params } from '../nn/params.ts';
 import { JitCache } from '../engine/jit-cache.ts';
 import { readWeight, storeWeight, type WeightFormat } from '../io/weights.ts';
-import { fromHalf, readSafetensorsMetadata, toHalf, type Tensor } from '../io/safetensors.ts';
+import { fromHalf, toHalf, type Tensor } from '../io/safetensors.ts';
 import { writeSafetensorsStreamed, type PendingTensor } from '../io/safetensors-stream.ts';
-import { openCheckpoint } from '../import/checkpoint.ts';
+import { openCheckpoint, safetensorsFromBytes, type CheckpointReader } from '../import/checkpoint.ts';
+import { bytesFingerprint, parseModelJson, readModelFile } from '../io/model-files.ts';
 import { activeDevice } from '../engine/device.ts';
 import { initVae, Sd3Vae, type VaeParams } from '../vae/sd3-vae.ts';
 import { UserError } from '../util/errors.ts';
@@ -190,7 +191,37 @@ export class Selftok {
     if (!existsSync(cfgPath)) throw new UserError(`${dir}: not a model directory (no config.json)`);
     if (!existsSync(wPath)) throw new UserError(`${dir}: no model.safetensors`);
     const cfg = validateConfig(readJsonFile(cfgPath), cfgPath);
-    const ck = openCheckpoint(wPath);
+    const model = Selftok.fromCheckpoint(cfg, () => openCheckpoint(wPath), dir, parts);
+    model.fingerprint = fileFingerprint(wPath);
+    return model;
+  }
+
+  /**
+   * As `load`, from a folder path or an http(s) URL of a model folder (the same two files;
+   * io/model-files.ts): how a web page loads a model. The weights file is read whole.
+   */
+  static async open(location: string, parts: readonly ModelPart[] = ALL_PARTS): Promise<Selftok> {
+    const need = async (name: string): Promise<Uint8Array> => {
+      const b = await readModelFile(location, name);
+      if (!b) throw new UserError(`${location}: not a model (no ${name})`);
+      return b;
+    };
+    const cfgBytes = await need('config.json');
+    const cfg = validateConfig(parseModelJson(cfgBytes, `${location}/config.json`), `${location}/config.json`);
+    const weights = await need('model.safetensors');
+    const model = Selftok.fromCheckpoint(cfg, () => safetensorsFromBytes(weights, `${location}/model.safetensors`), location, parts);
+    model.fingerprint = await bytesFingerprint(weights);
+    return model;
+  }
+
+  /**
+   * A model from a config and its weights file (`open` gives a reader), checking every tensor's
+   * name and shape; tensors are read one at a time (a model can be larger than memory allows for
+   * one buffer), and a model whose float32 weights cannot fit the wasm device stops before loading.
+   */
+  private static fromCheckpoint(cfg: SelftokConfig, open: () => CheckpointReader, where: string, parts: readonly ModelPart[]): Selftok {
+    const ck = open();
+    const wPath = ck.path;
     try {
       const keys = ck.keys();
       const model = Selftok.create(cfg, 0, new ShapeInit());
@@ -200,7 +231,7 @@ export class Selftok {
       const bytes = 4 * count;
       if (activeDevice() === 'wasm' && bytes > WASM_WEIGHT_LIMIT) {
         throw new UserError(
-          `${dir}: the weights for ${parts.join(' + ')} take ${(bytes / 2 ** 30).toFixed(1)} GiB as float32 and the wasm device addresses 4 GiB in all: run it with --device webgpu`,
+          `${where}: the weights for ${parts.join(' + ')} take ${(bytes / 2 ** 30).toFixed(1)} GiB as float32 and the wasm device addresses 4 GiB in all: run it with --device webgpu`,
         );
       }
       // every tensor's name and shape is checked from the header, also those of parts not loaded
@@ -213,8 +244,7 @@ export class Selftok {
       }
       const read = (name: string): Float32Array => readWeight(ck, keys, name);
       model.loadWith(read, wPath, parts);
-      model.fingerprint = fileFingerprint(wPath);
-      model.step = Number(readSafetensorsMetadata(wPath).step ?? 0);
+      model.step = Number(ck.metadata().step ?? 0);
       return model;
     } finally {
       ck.close();
