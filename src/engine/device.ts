@@ -17,7 +17,7 @@ let active: Device | null = null;
  * find no adapter and prints a native warning. `auto` skips it quietly in that case.
  */
 function vulkanLoaderMissing(): boolean {
-  if (process.platform !== 'linux') return false;
+  if (typeof process === 'undefined' || process.platform !== 'linux') return false;
   const dirs = [
     ...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean),
     '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib64', '/lib', '/usr/local/lib',

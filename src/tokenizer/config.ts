@@ -98,7 +98,7 @@ export type SelftokConfig = {
   sampler: { steps: number; guidance: number; grid?: 'exact' | 'float32'; temperature?: number };
 };
 
-export const CONFIG_DIR = join(PACKAGE_ROOT, 'configs');
+export const CONFIG_DIR = PACKAGE_ROOT && join(PACKAGE_ROOT, 'configs');
 
 export function namedConfigs(): string[] {
   return readdirSync(CONFIG_DIR).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();

@@ -1,0 +1,104 @@
+// The library in a real browser (issue #20, item 3): the demo page (web/), built with Vite and
+// served on localhost, driven in Debian's Chromium by playwright-core (no browser download).
+// A bundled sample photo goes in; the page's token ids must equal Node's, and its renderer
+// output must match Node's within 0.01 dB PSNR. Once on wasm, once on WebGPU over SwiftShader
+// (skipped with the reason when Chromium finds no adapter). A console error fails the test.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { wasm, tmp } from './helpers.ts';
+import { Selftok } from '../src/tokenizer/model.ts';
+import { encodePng, loadImage } from '../src/io/image.ts';
+import { psnr } from '../src/eval/metrics.ts';
+
+const CHROMIUM = process.env.SELFTOK_CHROMIUM ?? '/usr/bin/chromium';
+const FLAGS = ['--no-sandbox', '--headless=new', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+type Server = { resolvedUrls: { local: string[] } | null; close: () => Promise<void> };
+let server: Server | null = null;
+let url = '';
+let samplePng = '';
+let node: { tokens: number[]; render: Float32Array; input: Float32Array };
+
+before(async () => {
+  await wasm();
+  if (!existsSync(CHROMIUM)) return;
+  const { build, preview } = await import('vite');
+  await build({ configFile: 'web/vite.config.ts', logLevel: 'error' });
+  server = (await preview({ configFile: 'web/vite.config.ts', logLevel: 'error', preview: { port: 0, host: '127.0.0.1' } })) as unknown as Server;
+  url = server.resolvedUrls!.local[0];
+  // the sample photo at the model's size (so that no resampling differs between sharp and canvas)
+  const model = Selftok.load('models/default');
+  const input = await loadImage('assets/samples/apple.jpg', model.imageSize);
+  samplePng = join(tmp('selftok-web-'), 'apple-64.png');
+  writeFileSync(samplePng, await encodePng(input, model.imageSize, model.imageSize));
+  const x = await loadImage(samplePng, model.imageSize);
+  const ids = await model.encode(x, 1);
+  node = { tokens: Array.from(ids), render: await model.render(ids, 1), input: x };
+  model.dispose();
+});
+
+after(async () => {
+  await server?.close();
+});
+
+async function runPage(device: 'wasm' | 'auto', flags: string[], screenshot?: string): Promise<{ backend: string; tokens: string; render: number[] | null; timings: string; errors: string[] }> {
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: [...FLAGS, ...flags] });
+  try {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${url}?device=${device}&steps=10`);
+    // the page marks its state in data-testid="status": ready (model loaded), done, or error: …
+    const settled = (states: string[]) => page.waitForFunction((ok) => {
+      const s = document.querySelector('[data-testid=status]')?.textContent ?? '';
+      return ok.includes(s) || s.startsWith('error');
+    }, states, { timeout: 300_000 });
+    await settled(['ready', 'done']);
+    await page.locator('input[type=file]').first().setInputFiles(samplePng);
+    await settled(['done']);
+    const state = await page.textContent('[data-testid=status]');
+    assert.equal(state, 'done', `page status: ${state}`);
+    if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+    return {
+      backend: (await page.textContent('[data-testid=backend]')) ?? '',
+      tokens: (await page.textContent('[data-testid=tokens]')) ?? '',
+      render: await page.evaluate(() => (window as unknown as { selftok: { render: number[] | null } }).selftok.render),
+      timings: (await page.textContent('#timings')) ?? '',
+      errors,
+    };
+  } finally {
+    await browser.close();
+  }
+}
+
+function checkAgainstNode(r: Awaited<ReturnType<typeof runPage>>): void {
+  assert.deepEqual(r.errors, [], 'console errors');
+  assert.equal(r.tokens, node.tokens.join(','), 'token ids, page vs selftok encode in Node');
+  assert.ok(r.render, 'the page rendered');
+  const page = Float32Array.from(r.render!);
+  const dB = Math.abs(psnr(node.input, page) - psnr(node.input, node.render));
+  assert.ok(dB <= 0.01, `renderer PSNR differs from Node's by ${dB.toFixed(4)} dB`);
+}
+
+test('browser, wasm: the page tokenizes a photo exactly as Node does and renders it within 0.01 dB', async (t) => {
+  if (!server) return t.skip(`no Chromium at ${CHROMIUM} (.ci/run installs Debian's chromium)`);
+  mkdirSync('.cache', { recursive: true });
+  const r = await runPage('wasm', ['--disable-gpu'], '.cache/web-screenshot.png');
+  assert.equal(r.backend, 'wasm');
+  checkAgainstNode(r);
+  t.diagnostic(`wasm timings ${r.timings}`);
+});
+
+test('browser, WebGPU over SwiftShader: the same tokens and renderer output (skipped where Chromium finds no adapter)', async (t) => {
+  if (!server) return t.skip(`no Chromium at ${CHROMIUM} (.ci/run installs Debian's chromium)`);
+  const r = await runPage('auto', ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader', '--use-angle=swiftshader']);
+  if (r.backend !== 'webgpu') return t.skip(`Chromium gave the page no WebGPU adapter (it ran on ${r.backend}); the wasm test covers the page`);
+  checkAgainstNode(r);
+  t.diagnostic(`webgpu timings ${r.timings}`);
+});

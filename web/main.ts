@@ -1,0 +1,114 @@
+// The demo page (issue #20): the library in a browser. A shipped model is loaded over HTTP
+// (the same config.json + model.safetensors as on disk); an image picked or dropped by the user
+// becomes tokens, then an image again by the one-step renderer and by the 50-step diffusion
+// decoder, with a coarse-to-fine strip. Query: ?model=<folder URL>&device=auto|webgpu|wasm.
+// For tests the page marks its state in data-testid elements (backend, tokens, status).
+import { setupDevice, type DeviceChoice } from '../src/engine/device.ts';
+import { Selftok } from '../src/tokenizer/model.ts';
+
+const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
+const q = new URLSearchParams(location.search);
+const status = (s: string): void => {
+  document.querySelector('[data-testid=status]')!.textContent = s;
+};
+const timings: string[] = [];
+const timed = (label: string, t0: number): void => {
+  timings.push(`${label} ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+  $('timings').textContent = `(${timings.join(', ')})`;
+};
+
+/** HWC floats in [−1, 1] → a canvas of size × size. */
+function draw(canvas: HTMLCanvasElement, x: Float32Array, size: number): void {
+  canvas.width = size;
+  canvas.height = size;
+  const img = new ImageData(size, size);
+  for (let i = 0; i < size * size; i++) {
+    for (let c = 0; c < 3; c++) img.data[i * 4 + c] = Math.max(0, Math.min(255, Math.round((x[i * 3 + c] + 1) * 127.5)));
+    img.data[i * 4 + 3] = 255;
+  }
+  canvas.getContext('2d')!.putImageData(img, 0, 0);
+}
+
+/** An image file → a size × size centre crop as HWC floats in [−1, 1] (no colour management: the file's own sRGB bytes). */
+async function pixels(file: Blob, size: number): Promise<Float32Array> {
+  const bmp = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  const side = Math.min(bmp.width, bmp.height);
+  const canvas = new OffscreenCanvas(size, size);
+  const ctx = canvas.getContext('2d')!;
+  ctx.imageSmoothingQuality = 'high';
+  ctx.drawImage(bmp, Math.floor((bmp.width - side) / 2), Math.floor((bmp.height - side) / 2), side, side, 0, 0, size, size);
+  const d = ctx.getImageData(0, 0, size, size).data;
+  const x = new Float32Array(size * size * 3);
+  for (let i = 0; i < size * size; i++) for (let c = 0; c < 3; c++) x[i * 3 + c] = d[i * 4 + c] / 127.5 - 1;
+  return x;
+}
+
+async function main(): Promise<void> {
+  const device = await setupDevice((q.get('device') ?? 'auto') as DeviceChoice);
+  document.querySelector('[data-testid=backend]')!.textContent = device;
+  const url = new URL(q.get('model') ?? 'default/', location.href).href;
+  $('model').textContent = url;
+  let t0 = performance.now();
+  const model = await Selftok.open(url);
+  $('load').textContent = `model loaded in ${((performance.now() - t0) / 1000).toFixed(2)} s`;
+  $('k').textContent = String(model.K);
+  const size = model.imageSize;
+  status('ready');
+
+  const run = async (file: Blob): Promise<void> => {
+    status('working');
+    timings.length = 0;
+    const x = await pixels(file, size);
+    draw($('input'), x, size);
+    t0 = performance.now();
+    const ids = await model.encode(x, 1);
+    timed('tokens', t0);
+    document.querySelector('[data-testid=tokens]')!.textContent = Array.from(ids).join(',');
+    const result: { tokens: number[]; render: number[] | null } = { tokens: Array.from(ids), render: null };
+    (window as unknown as { selftok: typeof result }).selftok = result;
+    if (model.hasRenderer) {
+      t0 = performance.now();
+      const r = await model.render(ids, 1);
+      timed('renderer', t0);
+      draw($('render'), r, size);
+      result.render = Array.from(r);
+    }
+    t0 = performance.now();
+    const progress = $<HTMLProgressElement>('progress');
+    const steps = Number(q.get('steps') ?? 50);
+    progress.max = steps;
+    $('steps').textContent = String(steps);
+    const d = await model.decode(ids, 1, { steps, seed: 0, onStep: (i) => (progress.value = i + 1) });
+    timed(`diffusion ${steps} steps`, t0);
+    draw($('diffusion'), d, size);
+    // coarse to fine: the first k encoder-order tokens (the DiTi prefix), 10 steps each
+    const strip = $('strip');
+    strip.replaceChildren();
+    for (let k = Math.max(1, model.K / 8); k <= model.K; k *= 2) {
+      const fig = document.createElement('figure');
+      const c = document.createElement('canvas');
+      const cap = document.createElement('figcaption');
+      cap.textContent = `${k} tokens`;
+      fig.append(c, cap);
+      strip.append(fig);
+      draw(c, await model.decode(ids, 1, { steps: 10, seed: 0, keep: k }), size);
+    }
+    status('done');
+  };
+  const input = $<HTMLInputElement>('file');
+  input.addEventListener('change', () => input.files?.[0] && run(input.files[0]).catch(fail));
+  const drop = $('drop');
+  drop.addEventListener('dragover', (e) => e.preventDefault());
+  drop.addEventListener('drop', (e) => {
+    e.preventDefault();
+    const f = e.dataTransfer?.files[0];
+    if (f) run(f).catch(fail);
+  });
+}
+
+function fail(e: unknown): void {
+  console.error(e);
+  status(`error: ${(e as Error).message ?? e}`);
+}
+
+main().catch(fail);
