@@ -11,6 +11,7 @@ import { wasm, tmp } from './helpers.ts';
 import { Selftok } from '../src/tokenizer/model.ts';
 import { encodePng, loadImage } from '../src/io/image.ts';
 import { psnr } from '../src/eval/metrics.ts';
+import { ArModel, DEFAULT_CFG } from '../src/ar/ar-model.ts';
 
 const CHROMIUM = process.env.SELFTOK_CHROMIUM ?? '/usr/bin/chromium';
 const FLAGS = ['--no-sandbox', '--headless=new', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
@@ -43,7 +44,9 @@ after(async () => {
   await server?.close();
 });
 
-async function runPage(device: 'wasm' | 'auto', flags: string[], screenshot?: string): Promise<{ backend: string; tokens: string; render: number[] | null; timings: string; errors: string[] }> {
+type PageRun = { backend: string; tokens: string; render: number[] | null; timings: string; generated: number[] | null; errors: string[] };
+
+async function runPage(device: 'wasm' | 'auto', flags: string[], opts: { screenshot?: string; generate?: boolean } = {}): Promise<PageRun> {
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: [...FLAGS, ...flags] });
   try {
@@ -64,12 +67,20 @@ async function runPage(device: 'wasm' | 'auto', flags: string[], screenshot?: st
     await settled(['done']);
     const state = await page.textContent('[data-testid=status]');
     assert.equal(state, 'done', `page status: ${state}`);
-    if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+    let generated: number[] | null = null;
+    if (opts.generate) {
+      await page.click('#generate');
+      await page.waitForFunction(() => /^(done|error)/.test(document.querySelector('[data-testid=generate-status]')?.textContent ?? ''), null, { timeout: 300_000 });
+      assert.equal(await page.textContent('[data-testid=generate-status]'), 'done');
+      generated = await page.evaluate(() => (window as unknown as { selftokGenerated: number[] }).selftokGenerated);
+    }
+    if (opts.screenshot) await page.screenshot({ path: opts.screenshot, fullPage: true });
     return {
       backend: (await page.textContent('[data-testid=backend]')) ?? '',
       tokens: (await page.textContent('[data-testid=tokens]')) ?? '',
       render: await page.evaluate(() => (window as unknown as { selftok: { render: number[] | null } }).selftok.render),
       timings: (await page.textContent('#timings')) ?? '',
+      generated,
       errors,
     };
   } finally {
@@ -77,7 +88,7 @@ async function runPage(device: 'wasm' | 'auto', flags: string[], screenshot?: st
   }
 }
 
-function checkAgainstNode(r: Awaited<ReturnType<typeof runPage>>): void {
+function checkAgainstNode(r: PageRun): void {
   assert.deepEqual(r.errors, [], 'console errors');
   assert.equal(r.tokens, node.tokens.join(','), 'token ids, page vs selftok encode in Node');
   assert.ok(r.render, 'the page rendered');
@@ -86,12 +97,17 @@ function checkAgainstNode(r: Awaited<ReturnType<typeof runPage>>): void {
   assert.ok(dB <= 0.01, `renderer PSNR differs from Node's by ${dB.toFixed(4)} dB`);
 }
 
-test('browser, wasm: the page tokenizes a photo exactly as Node does and renders it within 0.01 dB', async (t) => {
+test('browser, wasm: the page tokenizes a photo exactly as Node does, renders it within 0.01 dB, and generates from a prompt the tokens Node samples', async (t) => {
   if (!server) return t.skip(`no Chromium at ${CHROMIUM} (.ci/run installs Debian's chromium)`);
   mkdirSync('.cache', { recursive: true });
-  const r = await runPage('wasm', ['--disable-gpu'], '.cache/web-screenshot.png');
+  const r = await runPage('wasm', ['--disable-gpu'], { screenshot: '.cache/web-screenshot.png', generate: true });
   assert.equal(r.backend, 'wasm');
   checkAgainstNode(r);
+  // text → image: the page's scenes-zero samples the same 4 × 32 tokens as Node with the same seed
+  const ar = ArModel.load('models/scenes-zero');
+  const want = await ar.generateImages(ar.vocab.encode('a red circle left of a blue square', 'prompt'), 4, { seed: 0, cfg: DEFAULT_CFG, temperature: 1, topK: 0 });
+  assert.deepEqual(r.generated, Array.from(want));
+  ar.dispose();
   t.diagnostic(`wasm timings ${r.timings}`);
 });
 

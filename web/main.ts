@@ -5,6 +5,7 @@
 // For tests the page marks its state in data-testid elements (backend, tokens, status).
 import { setupDevice, type DeviceChoice } from '../src/engine/device.ts';
 import { Selftok } from '../src/tokenizer/model.ts';
+import { ArModel, DEFAULT_CFG } from '../src/ar/ar-model.ts';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 const q = new URLSearchParams(location.search);
@@ -95,6 +96,41 @@ async function main(): Promise<void> {
     }
     status('done');
   };
+  // text → image, loaded on first use: the RL-tuned AR model and the scenes tokenizer's renderer
+  let scenes: Promise<{ ar: ArModel; tokenizer: Selftok }> | null = null;
+  const generate = async (): Promise<void> => {
+    const genStatus = document.querySelector('[data-testid=generate-status]')!;
+    genStatus.textContent = 'working';
+    scenes ??= (async () => {
+      const ar = await ArModel.open(new URL(q.get('ar') ?? 'scenes-zero/', location.href).href);
+      const tokenizer = await Selftok.open(new URL(q.get('tokenizer') ?? 'scenes/', location.href).href, ['encode', 'render']);
+      await ar.checkTokenizer(tokenizer, 'scenes/');
+      return { ar, tokenizer };
+    })();
+    const { ar, tokenizer } = await scenes;
+    const t = performance.now();
+    const n = 4;
+    const codes = await ar.generateImages(ar.vocab.encode($<HTMLInputElement>('prompt').value, 'prompt'), n, { seed: 0, cfg: DEFAULT_CFG, temperature: 1, topK: 0 });
+    (window as unknown as { selftokGenerated: number[] }).selftokGenerated = Array.from(codes);
+    const px = await tokenizer.render(codes, n);
+    const s = tokenizer.imageSize;
+    const row = $('generated');
+    row.replaceChildren();
+    for (let b = 0; b < n; b++) {
+      const c = document.createElement('canvas');
+      row.append(c);
+      draw(c, px.subarray(b * s * s * 3, (b + 1) * s * s * 3), s);
+    }
+    $('gen-time').textContent = `(${((performance.now() - t) / 1000).toFixed(2)} s)`;
+    genStatus.textContent = 'done';
+  };
+  $('generate').addEventListener('click', () =>
+    generate().catch((e) => {
+      console.error(e);
+      document.querySelector('[data-testid=generate-status]')!.textContent = `error: ${(e as Error).message}`;
+    }),
+  );
+
   const input = $<HTMLInputElement>('file');
   input.addEventListener('change', () => input.files?.[0] && run(input.files[0]).catch(fail));
   const drop = $('drop');

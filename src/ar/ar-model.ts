@@ -6,10 +6,11 @@ import { join, resolve } from 'node:path';
 import { jit, numpy as np, tree, type OwnedFunction } from '@jax-js/jax';
 import { JitCache } from '../engine/jit-cache.ts';
 import { Init, flattenParams, mapParams, type Params } from '../nn/params.ts';
-import { asFloat32, readSafetensorsMetadata, type Tensor } from '../io/safetensors.ts';
+import { asFloat32, type Tensor } from '../io/safetensors.ts';
 import { writeSafetensorsStreamed, type PendingTensor } from '../io/safetensors-stream.ts';
 import { readWeight, storeWeight, type WeightFormat } from '../io/weights.ts';
-import { openCheckpoint } from '../import/checkpoint.ts';
+import { openCheckpoint, safetensorsFromBytes, type CheckpointReader } from '../import/checkpoint.ts';
+import { bytesFingerprint, parseModelJson, readModelFile } from '../io/model-files.ts';
 import { fileFingerprint, Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
 import { readJsonFile, writeFileAtomic } from '../util/fsx.ts';
@@ -27,6 +28,14 @@ export type TokenizerRef = {
   /** Where the tokenizer directory was, relative to the AR model directory (a hint; the fingerprint decides). */
   path?: string;
 };
+
+/**
+ * Default guidance weight. On models/scenes-ar the GenEval-style score rises with W from 0.22
+ * (W 1) to 0.38–0.42 for W 14–40, but only by filling the image with extra objects: presence
+ * prompts pass more often while colours and counts get worse (docs/scenes.md, the sweep).
+ * W 3 keeps the colours and counts of W 1–2 and scores 0.25.
+ */
+export const DEFAULT_CFG = 3;
 
 export type ImageSampling = { temperature: number; topK: number; cfg: number; seed: number };
 
@@ -70,25 +79,39 @@ export class ArModel {
     const cfgPath = join(dir, 'config.json');
     const wPath = join(dir, 'model.safetensors');
     if (!existsSync(cfgPath) || !existsSync(wPath)) throw new UserError(`${dir}: not an AR model directory (needs config.json and model.safetensors)`);
-    const raw = (readJsonFile(cfgPath) ?? {}) as { ar?: unknown; tokenizer?: TokenizerRef };
-    if (!raw.ar || !raw.tokenizer) throw new UserError(`${cfgPath}: not an AR model config (needs 'ar' and 'tokenizer')`);
-    const cfg = validateArConfig(raw.ar, cfgPath);
-    const model = new ArModel(cfg, raw.tokenizer, initAr(cfg, new Init(new Rng(0))));
-    const ck = openCheckpoint(wPath);
+    const model = ArModel.fromCheckpoint(readJsonFile(cfgPath), cfgPath, openCheckpoint(wPath));
+    model.fingerprint = fileFingerprint(wPath);
+    return model;
+  }
+
+  /** As `load`, from a folder path or an http(s) URL of an AR model folder (io/model-files.ts; a web page). */
+  static async open(location: string): Promise<ArModel> {
+    const cfg = await readModelFile(location, 'config.json');
+    const w = await readModelFile(location, 'model.safetensors');
+    if (!cfg || !w) throw new UserError(`${location}: not an AR model (needs config.json and model.safetensors)`);
+    const model = ArModel.fromCheckpoint(parseModelJson(cfg, `${location}/config.json`), `${location}/config.json`, safetensorsFromBytes(w, `${location}/model.safetensors`));
+    model.fingerprint = await bytesFingerprint(w);
+    return model;
+  }
+
+  private static fromCheckpoint(rawCfg: unknown, cfgWhere: string, ck: CheckpointReader): ArModel {
     try {
+      const raw = (rawCfg ?? {}) as { ar?: unknown; tokenizer?: TokenizerRef };
+      if (!raw.ar || !raw.tokenizer) throw new UserError(`${cfgWhere}: not an AR model config (needs 'ar' and 'tokenizer')`);
+      const cfg = validateArConfig(raw.ar, cfgWhere);
+      const model = new ArModel(cfg, raw.tokenizer, initAr(cfg, new Init(new Rng(0))));
       const keys = ck.keys();
       model.loadWith((name, shape) => {
         const info = keys.get(name);
-        if (!info) throw new UserError(`${wPath}: missing tensor ${name}`);
-        if (info.shape.join('x') !== shape.join('x')) throw new UserError(`${wPath}: tensor ${name} has shape [${info.shape}], model expects [${shape}]`);
+        if (!info) throw new UserError(`${ck.path}: missing tensor ${name}`);
+        if (info.shape.join('x') !== shape.join('x')) throw new UserError(`${ck.path}: tensor ${name} has shape [${info.shape}], model expects [${shape}]`);
         return readWeight(ck, keys, name);
       });
+      model.step = Number(ck.metadata().step ?? 0);
+      return model;
     } finally {
       ck.close();
     }
-    model.fingerprint = fileFingerprint(wPath);
-    model.step = Number(readSafetensorsMetadata(wPath).step ?? 0);
-    return model;
   }
 
   /** Replace every parameter by `read(name, shape)`. */

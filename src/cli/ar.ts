@@ -5,7 +5,7 @@ import { basename, dirname, join } from 'node:path';
 import { countParams, type Params } from '../nn/params.ts';
 import { readRgb, gridPng, encodePng, toFloat } from '../io/image.ts';
 import { tokenFileJson } from '../io/tokens.ts';
-import { ArModel, loadArPair, type ImageSampling } from '../ar/ar-model.ts';
+import { ArModel, DEFAULT_CFG, loadArPair, type ImageSampling } from '../ar/ar-model.ts';
 import { HELD_OUT_SEED, geneval, pickDecoder, positionLoss, tokensToImages, understanding, type GenevalResult, type UnderstandingResult } from '../ar/evaluate.ts';
 import { tokenizerCeiling, type CeilingResult } from '../ar/ceiling.ts';
 import { loadArConfig, runArTraining } from '../ar/run.ts';
@@ -20,13 +20,7 @@ import { PACKAGE_ROOT, deviceOption, loadModel, parseFloatPos, parseInt10, progr
 export const DEFAULT_AR = join(PACKAGE_ROOT, 'models', 'scenes-ar');
 /** The RL-tuned AR model (issue #19): the default for generating images; scenes-ar stays the default for captions and answers. */
 export const DEFAULT_RL = join(PACKAGE_ROOT, 'models', 'scenes-zero');
-/**
- * Default guidance weight. On models/scenes-ar the GenEval-style score rises with W from 0.22
- * (W 1) to 0.38–0.42 for W 14–40, but only by filling the image with extra objects: presence
- * prompts pass more often while colours and counts get worse (docs/scenes.md, the sweep).
- * W 3 keeps the colours and counts of W 1–2 and scores 0.25.
- */
-export const DEFAULT_CFG = 3;
+export { DEFAULT_CFG };
 
 function arModelOption(cmd: Command, defaultModel = DEFAULT_AR): Command {
   return cmd

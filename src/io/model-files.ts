@@ -41,6 +41,19 @@ export function parseModelJson(bytes: Uint8Array, where: string): unknown {
 
 /** sha256 of bytes, 16 hex: the same identity as fileFingerprint of the file they came from (WebCrypto, in Node and browsers). */
 export async function bytesFingerprint(bytes: Uint8Array): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+  return sha256Hex16([bytes]);
+}
+
+/** sha256 (16 hex) of the concatenation of byte chunks and strings (UTF-8), by WebCrypto. */
+export async function sha256Hex16(parts: (Uint8Array | string)[]): Promise<string> {
+  const enc = new TextEncoder();
+  const chunks = parts.map((p) => (typeof p === 'string' ? enc.encode(p) : p));
+  const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.length;
+  }
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', all));
   return Array.from(d.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join('');
 }

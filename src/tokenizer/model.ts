@@ -10,7 +10,7 @@ import { readWeight, storeWeight, type WeightFormat } from '../io/weights.ts';
 import { fromHalf, toHalf, type Tensor } from '../io/safetensors.ts';
 import { writeSafetensorsStreamed, type PendingTensor } from '../io/safetensors-stream.ts';
 import { openCheckpoint, safetensorsFromBytes, type CheckpointReader } from '../import/checkpoint.ts';
-import { bytesFingerprint, parseModelJson, readModelFile } from '../io/model-files.ts';
+import { bytesFingerprint, parseModelJson, readModelFile, sha256Hex16 } from '../io/model-files.ts';
 import { activeDevice } from '../engine/device.ts';
 import { initVae, Sd3Vae, type VaeParams } from '../vae/sd3-vae.ts';
 import { UserError } from '../util/errors.ts';
@@ -259,16 +259,15 @@ export class Selftok {
    */
   async tokenFingerprint(): Promise<string> {
     this.need('encode');
-    const h = createHash('sha256');
-    h.update(`K=${this.K};C=${this.codebookSize};`);
+    const parts: (Uint8Array | string)[] = [`K=${this.K};C=${this.codebookSize};`];
     for (const [name, a] of flattenParams(this.params.enc as unknown as Params)) {
       if (name.startsWith('probe.')) continue;
-      h.update(name);
-      h.update(new Uint8Array(Float32Array.from((await a.ref.data()) as Float32Array).buffer));
+      parts.push(name, new Uint8Array(Float32Array.from((await a.ref.data()) as Float32Array).buffer));
     }
-    h.update(new Uint8Array(this.codebook.codebook.slice().buffer));
-    return h.digest('hex').slice(0, 16);
+    parts.push(new Uint8Array(this.codebook.codebook.slice().buffer));
+    return sha256Hex16(parts);
   }
+
 
   /** Replace weights and codebook from tensors (shape-checked; every parameter must be present). */
   loadTensors(tensors: Map<string, Tensor>, where: string): void {
