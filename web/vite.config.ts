@@ -6,7 +6,6 @@ import { fileURLToPath } from 'node:url';
 export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
   publicDir: fileURLToPath(new URL('../models', import.meta.url)),
-  logLevel: 'warn',
   build: { outDir: fileURLToPath(new URL('../.cache/web', import.meta.url)), emptyOutDir: true, target: 'es2022', chunkSizeWarningLimit: 4096 },
   preview: { host: '127.0.0.1', port: 5173 },
 });
