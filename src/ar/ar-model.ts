@@ -2,15 +2,15 @@
 // The small public surface over model.ts: logits of whole sequences, image generation from a
 // prompt (key/value cache, temperature, top-k, classifier-free guidance) and greedy answers.
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { jit, numpy as np, tree, type OwnedFunction } from '@jax-js/jax';
 import { JitCache } from '../engine/jit-cache.ts';
 import { Init, flattenParams, mapParams, type Params } from '../nn/params.ts';
 import { asFloat32, type Tensor } from '../io/safetensors.ts';
 import { writeSafetensorsStreamed, type PendingTensor } from '../io/safetensors-stream.ts';
 import { readWeight, storeWeight, type WeightFormat } from '../io/weights.ts';
-import { openCheckpoint, safetensorsFromBytes, type CheckpointReader } from '../import/checkpoint.ts';
-import { bytesFingerprint, parseModelJson, readModelFile } from '../io/model-files.ts';
+import { openCheckpoint, type CheckpointReader } from '../import/checkpoint.ts';
+import { readModelFolder } from '../io/model-files.ts';
 import { fileFingerprint, Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
 import { readJsonFile, writeFileAtomic } from '../util/fsx.ts';
@@ -86,11 +86,9 @@ export class ArModel {
 
   /** As `load`, from a folder path or an http(s) URL of an AR model folder (io/model-files.ts; a web page). */
   static async open(location: string): Promise<ArModel> {
-    const cfg = await readModelFile(location, 'config.json');
-    const w = await readModelFile(location, 'model.safetensors');
-    if (!cfg || !w) throw new UserError(`${location}: not an AR model (needs config.json and model.safetensors)`);
-    const model = ArModel.fromCheckpoint(parseModelJson(cfg, `${location}/config.json`), `${location}/config.json`, safetensorsFromBytes(w, `${location}/model.safetensors`));
-    model.fingerprint = await bytesFingerprint(w);
+    const f = await readModelFolder(location, 'an AR model');
+    const model = ArModel.fromCheckpoint(f.config, f.configWhere, f.weights);
+    model.fingerprint = f.fingerprint;
     return model;
   }
 
@@ -418,13 +416,22 @@ export function tokenStats(logits: Float32Array, temperature: number, chosen: nu
  */
 export async function loadArPair(dir: string, tokenizerDir?: string): Promise<{ ar: ArModel; tokenizer: Selftok }> {
   const ar = ArModel.load(dir);
-  const tdir = tokenizerDir ?? (ar.tokenizer.path ? resolve(dir, ar.tokenizer.path) : null);
-  if (!tdir) throw new UserError(`${dir}: the AR model does not record where its tokenizer is; give --tokenizer DIR`);
-  if (!existsSync(tdir)) throw new UserError(`${tdir}: no such tokenizer directory (the AR model ${dir} needs ${ar.tokenizer.name}, ${ar.tokenizer.fingerprint})`);
+  const tdir = tokenizerDirOf(dir, ar.tokenizer, tokenizerDir);
   const tokenizer = Selftok.load(tdir);
   await ar.checkTokenizer(tokenizer, tdir);
   return { ar, tokenizer };
 }
+
+/** The tokenizer directory of the AR model in `dir`: `given`, else the one its config records (relative to `dir`); it must exist. */
+export function tokenizerDirOf(dir: string, ref: TokenizerRef, given?: string): string {
+  const tdir = given ?? (ref.path ? resolve(dir, ref.path) : null);
+  if (!tdir) throw new UserError(`${dir}: the AR model does not record where its tokenizer is; give --tokenizer DIR`);
+  if (!existsSync(tdir)) throw new UserError(`${tdir}: no such tokenizer directory (the AR model ${dir} needs ${ref.name}, ${ref.fingerprint})`);
+  return tdir;
+}
+
+/** The tokenizer path an AR model saved in `arDir` records: `tokenizerDir` relative to it. */
+export const tokenizerPathFrom = (arDir: string, tokenizerDir: string): string => relative(resolve(arDir), resolve(tokenizerDir));
 
 /** Is DIR an AR model directory (its config.json has an 'ar' section)? */
 export function isArModelDir(dir: string): boolean {

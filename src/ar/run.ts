@@ -1,11 +1,11 @@
 // `selftok ar-train`: the loop around ArTrainer: the tokenized pool, periodic atomic
 // checkpoints, a JSONL log, resume after a kill.
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
 import { readJsonFile } from '../util/fsx.ts';
-import { ArModel } from './ar-model.ts';
+import { ArModel, tokenizerPathFrom } from './ar-model.ts';
 import { ScenesArData } from './data.ts';
 import { validateArConfig, type ArConfig } from './model.ts';
 import { AR_STATE_FILE, ArTrainer } from './train.ts';
@@ -45,7 +45,7 @@ export async function runArTraining(o: ArRunOptions): Promise<{ trainer: ArTrain
     trainer = ArTrainer.resume(o.out);
     await trainer.model.checkTokenizer(o.tokenizer, o.tokenizerDir);
   } else {
-    const ref = { ...(await ArModel.tokenizerRef(o.tokenizer)), path: relative(resolve(o.out), resolve(o.tokenizerDir)) };
+    const ref = { ...(await ArModel.tokenizerRef(o.tokenizer)), path: tokenizerPathFrom(o.out, o.tokenizerDir) };
     trainer = ArTrainer.create(o.cfg, ref, o.seed);
   }
   mkdirSync(o.out, { recursive: true });

@@ -1,9 +1,9 @@
 import { Command, Option } from 'commander';
 import { statSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { WeightFormat } from '../io/weights.ts';
 import { deviceOption, loadModel, modelOption, startDevice } from './common.ts';
-import { ArModel, isArModelDir, loadArPair } from '../ar/ar-model.ts';
+import { ArModel, isArModelDir, loadArPair, tokenizerDirOf, tokenizerPathFrom } from '../ar/ar-model.ts';
 
 export function exportCommand(): Command {
   const cmd = new Command('export')
@@ -29,8 +29,7 @@ export function exportCommand(): Command {
 /** An AR model whose recorded tokenizer path is made relative to the export directory. */
 async function arForExport(dir: string, out: string, tokenizerDir?: string): Promise<ArModel> {
   const { ar, tokenizer } = await loadArPair(dir, tokenizerDir);
-  const where = tokenizerDir ?? resolve(dir, ar.tokenizer.path ?? '.');
-  ar.tokenizer.path = relative(resolve(out), resolve(where));
+  ar.tokenizer.path = tokenizerPathFrom(out, tokenizerDirOf(dir, ar.tokenizer, tokenizerDir));
   ar.tokenizer.name = tokenizer.cfg.name;
   return ar;
 }

@@ -2,7 +2,9 @@
 // (as transformers.js does): a location is a folder path or an http(s) URL of a folder.
 // fetch is in Node ≥ 18 and every browser; the file system is imported only for a folder, so a
 // page that loads models by URL never reaches for it.
+import { safetensorsFromBytes, type CheckpointReader } from '../import/checkpoint.ts';
 import { UserError } from '../util/errors.ts';
+import { parseJson } from '../util/json.ts';
 
 export const isUrl = (location: string): boolean => /^https?:\/\//i.test(location);
 
@@ -30,13 +32,20 @@ export async function readModelFile(location: string, name: string): Promise<Uin
   }
 }
 
-/** A JSON model file, parsed; a syntax error is one line naming the file. */
-export function parseModelJson(bytes: Uint8Array, where: string): unknown {
-  try {
-    return JSON.parse(new TextDecoder().decode(bytes));
-  } catch (e) {
-    throw new UserError(`${where}: not valid JSON (${(e as Error).message})`);
-  }
+/** A model folder read whole: its parsed config.json and a reader over its model.safetensors (to close), with the weights' fingerprint. */
+export type ModelFolder = { config: unknown; configWhere: string; weights: CheckpointReader; fingerprint: string };
+
+/** Read `location` (a folder or a URL); `what` names the kind in the error when a file is missing ("a model"). */
+export async function readModelFolder(location: string, what: string): Promise<ModelFolder> {
+  const need = async (name: string): Promise<Uint8Array> => {
+    const b = await readModelFile(location, name);
+    if (!b) throw new UserError(`${location}: not ${what} (no ${name})`);
+    return b;
+  };
+  const configWhere = `${location}/config.json`;
+  const config = parseJson(await need('config.json'), configWhere);
+  const w = await need('model.safetensors');
+  return { config, configWhere, weights: safetensorsFromBytes(w, `${location}/model.safetensors`), fingerprint: await bytesFingerprint(w) };
 }
 
 /** sha256 of bytes, 16 hex: the same identity as fileFingerprint of the file they came from (WebCrypto, in Node and browsers). */

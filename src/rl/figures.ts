@@ -4,11 +4,10 @@
 import { plotPng, type Series } from '../eval/plot.ts';
 import { gridPng } from '../io/image.ts';
 import type { ArModel, ImageSampling } from '../ar/ar-model.ts';
-import { toBytes, tokensToImages } from '../ar/evaluate.ts';
-import { detect } from '../ar/scorer.ts';
+import { tokensToImages } from '../ar/evaluate.ts';
 import { CATEGORIES, promptOf, promptText } from '../ar/scenes.ts';
 import type { Selftok } from '../tokenizer/model.ts';
-import { rewardsOf, type RlLog } from './train.ts';
+import { scoresOf, type RlLog } from './train.ts';
 
 /** A trailing moving average over `w` points (the per-step reward is noisy: P·G samples). */
 export function movingAverage(ys: number[], w: number): number[] {
@@ -57,8 +56,9 @@ export async function beforeAfter(before: ArModel, after: ArModel, tokenizer: Se
       const codes = await m.generateImages(m.vocab.encode(text, 'prompt'), n, { ...sampling, seed: sampling.seed + 101 * i });
       const px = await tokensToImages(tokenizer, codes, n);
       for (let b = 0; b < n; b++) row.push(px.slice(b * per, (b + 1) * per));
-      scores.push(Array.from(rewardsOf([spec], px, n, size)));
-      objects.push(Array.from({ length: n }, (_, b) => detect(toBytes(px.subarray(b * per, (b + 1) * per)), size).length));
+      const verdicts = scoresOf([spec], px, n, size);
+      scores.push(verdicts.map((s) => s.fraction));
+      objects.push(verdicts.map((s) => s.objects.length));
     }
     grid.push(row);
     rows.push({ prompt: text, before: scores[0], after: scores[1], objectsBefore: objects[0], objectsAfter: objects[1] });

@@ -12,6 +12,7 @@
 // of the sampling distribution: a softmax over the visual words only (sampling never picks a text
 // word), so the loss masks the text words out of the softmax too.
 import { nn, numpy as np } from '@jax-js/jax';
+import { tokenStats } from '../ar/ar-model.ts';
 
 /** A group's advantages: (r − mean) / (std + ε), std with Bessel's correction (as TRL's GRPO); 0 for a group of equal rewards. */
 export function groupAdvantages(rewards: ArrayLike<number>, G: number, eps = 1e-4): Float32Array {
@@ -71,14 +72,6 @@ export function visualOnlyBias(V: number, visualBase: number): Float32Array {
 /** log π of each target under a softmax over the visual words only, on the host (the frozen reference). */
 export function visualLogProbs(logits: Float32Array, targets: Int32Array, mask: Float32Array, V: number, visualBase: number): Float32Array {
   const out = new Float32Array(targets.length);
-  for (let i = 0; i < targets.length; i++) {
-    if (!mask[i]) continue;
-    const row = logits.subarray(i * V, (i + 1) * V);
-    let max = -Infinity;
-    for (let c = visualBase; c < V; c++) max = Math.max(max, row[c]);
-    let z = 0;
-    for (let c = visualBase; c < V; c++) z += Math.exp(row[c] - max);
-    out[i] = row[targets[i]] - max - Math.log(z);
-  }
+  for (let i = 0; i < targets.length; i++) if (mask[i]) out[i] = tokenStats(logits.subarray(i * V + visualBase, (i + 1) * V), 1, targets[i] - visualBase).logp;
   return out;
 }

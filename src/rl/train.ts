@@ -7,15 +7,15 @@
 // Everything a step draws comes from an RNG seeded by (seed, step), so a resumed run repeats an
 // uninterrupted one exactly: the checkpoint holds the weights, the AdamW moments and the step.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { jit, numpy as np, tree, valueAndGrad, type OwnedFunction } from '@jax-js/jax';
 import { packTree } from '../nn/optim.ts';
 import type { Params } from '../nn/params.ts';
-import { ArModel, type SampleStats } from '../ar/ar-model.ts';
+import { ArModel, tokenizerPathFrom, type SampleStats } from '../ar/ar-model.ts';
 import { toBytes } from '../ar/evaluate.ts';
 import { arForward, type ArParams } from '../ar/model.ts';
 import { CATEGORIES, promptOf, promptText, type PromptSpec } from '../ar/scenes.ts';
-import { scorePrompt } from '../ar/scorer.ts';
+import { scorePrompt, type Score } from '../ar/scorer.ts';
 import { batchArrays, textToImage, visualWords, type Sequence } from '../ar/sequences.ts';
 import { AR_STATE_FILE, ArTrainer } from '../ar/train.ts';
 import type { Selftok } from '../tokenizer/model.ts';
@@ -66,13 +66,14 @@ export function stepPrompts(seed: number, step: number, P: number): PromptSpec[]
 
 const stepRng = (seed: number, step: number): Rng => new Rng((Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca6b)) >>> 0);
 
-/** Scorer rewards of decoded images (pixels in [−1, 1], G per prompt): the fraction of a prompt's requirements met. */
-export function rewardsOf(specs: PromptSpec[], images: Float32Array, G: number, size: number): Float32Array {
+/** The scorer's verdict on decoded images (pixels in [−1, 1], G per prompt). */
+export function scoresOf(specs: PromptSpec[], images: Float32Array, G: number, size: number): Score[] {
   const n = size * size * 3;
-  const r = new Float32Array(specs.length * G);
-  for (let i = 0; i < r.length; i++) r[i] = scorePrompt(specs[Math.floor(i / G)], toBytes(images.subarray(i * n, (i + 1) * n)), size).fraction;
-  return r;
+  return Array.from({ length: specs.length * G }, (_, i) => scorePrompt(specs[Math.floor(i / G)], toBytes(images.subarray(i * n, (i + 1) * n)), size));
 }
+
+/** Rewards: the fraction of a prompt's requirements the scorer finds met. */
+export const rewardsOf = (specs: PromptSpec[], images: Float32Array, G: number, size: number): Float32Array => Float32Array.from(scoresOf(specs, images, G, size), (s) => s.fraction);
 
 type LossArgs = { ids: np.Array; targets: np.Array; mask: np.Array; adv: np.Array; logpRef: np.Array; bias: np.Array; beta: np.Array; cos: np.Array; sin: np.Array };
 
@@ -112,7 +113,9 @@ export class GrpoTrainer {
     if (resume) throw new UserError(`${out}: nothing to resume (no ${AR_STATE_FILE})`);
     const policy = ArTrainer.fromModel(ArModel.load(refDir), cfg.seed);
     policy.model.step = 0;
-    policy.model.tokenizer = { ...policy.model.tokenizer, path: tokenizerPathFrom(out, refDir, ref) };
+    const recorded = ref.tokenizer.path;
+    // the tokenizer the reference records, re-rooted at the output directory
+    if (recorded !== undefined) policy.model.tokenizer = { ...policy.model.tokenizer, path: tokenizerPathFrom(out, resolve(refDir, recorded)) };
     return new GrpoTrainer(policy, ref, cfg, tokenizer);
   }
 
@@ -190,17 +193,17 @@ export class GrpoTrainer {
     const specs = stepPrompts(seed, step, P);
     const rng = stepRng(seed ^ 0x51ed, step);
     const codes = new Int32Array(P * G * K);
+    const words = specs.map((s) => v.encode(promptText(s), 'prompt'));
     const stats: SampleStats = { logp: new Float32Array(P * G * K), entropy: new Float32Array(P * G * K) };
     for (let j = 0; j < P; j++) {
-      const part: SampleStats = { logp: new Float32Array(G * K), entropy: new Float32Array(G * K) };
-      codes.set(await model.generateImages(v.encode(promptText(specs[j]), 'prompt'), G, { temperature: 1, topK: 0, cfg: 1, seed: rng.nextU32() }, part), j * G * K);
-      stats.logp.set(part.logp, j * G * K);
-      stats.entropy.set(part.entropy, j * G * K);
+      // this prompt's rows of the step's statistics (views: sampling writes them in place)
+      const rows = (a: Float32Array) => a.subarray(j * G * K, (j + 1) * G * K);
+      codes.set(await model.generateImages(words[j], G, { temperature: 1, topK: 0, cfg: 1, seed: rng.nextU32() }, { logp: rows(stats.logp), entropy: rows(stats.entropy) }), j * G * K);
     }
     const rewards = rewardsOf(specs, await tokenizer.render(codes, P * G), G, size);
     const adv = groupAdvantages(rewards, G);
 
-    const seqs = Array.from({ length: P * G }, (_, i) => textToImage(v, v.encode(promptText(specs[Math.floor(i / G)]), 'prompt'), visualWords(v, codes.subarray(i * K, (i + 1) * K), model.cfg.order)));
+    const seqs = Array.from({ length: P * G }, (_, i) => textToImage(v, words[Math.floor(i / G)], visualWords(v, codes.subarray(i * K, (i + 1) * K), model.cfg.order)));
     const { loss, lr, kl } = await this.update(seqs, adv, stats.logp);
     let zero = 0;
     for (let g = 0; g < P; g++) if (zeroVariance(rewards, g * G, G)) zero++;
@@ -233,12 +236,6 @@ const mean = (x: ArrayLike<number>): number => {
   for (let i = 0; i < x.length; i++) s += x[i];
   return s / x.length;
 };
-
-/** The tokenizer path an RL output directory records: the reference's, re-rooted at `out`. */
-function tokenizerPathFrom(out: string, refDir: string, ref: ArModel): string | undefined {
-  const p = ref.tokenizer.path;
-  return p === undefined ? undefined : relative(resolve(out), resolve(refDir, p));
-}
 
 /** The log lines of a run up to and including `step` (a resumed run drops what it will redo). */
 export function readRlLog(out: string, upTo = Infinity): RlLog[] {

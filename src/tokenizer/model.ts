@@ -9,8 +9,8 @@ import { JitCache } from '../engine/jit-cache.ts';
 import { readWeight, storeWeight, type WeightFormat } from '../io/weights.ts';
 import { fromHalf, toHalf, type Tensor } from '../io/safetensors.ts';
 import { writeSafetensorsStreamed, type PendingTensor } from '../io/safetensors-stream.ts';
-import { openCheckpoint, safetensorsFromBytes, type CheckpointReader } from '../import/checkpoint.ts';
-import { bytesFingerprint, parseModelJson, readModelFile, sha256Hex16 } from '../io/model-files.ts';
+import { openCheckpoint, type CheckpointReader } from '../import/checkpoint.ts';
+import { readModelFolder, sha256Hex16 } from '../io/model-files.ts';
 import { activeDevice } from '../engine/device.ts';
 import { initVae, Sd3Vae, type VaeParams } from '../vae/sd3-vae.ts';
 import { UserError } from '../util/errors.ts';
@@ -191,7 +191,7 @@ export class Selftok {
     if (!existsSync(cfgPath)) throw new UserError(`${dir}: not a model directory (no config.json)`);
     if (!existsSync(wPath)) throw new UserError(`${dir}: no model.safetensors`);
     const cfg = validateConfig(readJsonFile(cfgPath), cfgPath);
-    const model = Selftok.fromCheckpoint(cfg, () => openCheckpoint(wPath), dir, parts);
+    const model = Selftok.fromCheckpoint(cfg, openCheckpoint(wPath), dir, parts);
     model.fingerprint = fileFingerprint(wPath);
     return model;
   }
@@ -201,26 +201,18 @@ export class Selftok {
    * io/model-files.ts): how a web page loads a model. The weights file is read whole.
    */
   static async open(location: string, parts: readonly ModelPart[] = ALL_PARTS): Promise<Selftok> {
-    const need = async (name: string): Promise<Uint8Array> => {
-      const b = await readModelFile(location, name);
-      if (!b) throw new UserError(`${location}: not a model (no ${name})`);
-      return b;
-    };
-    const cfgBytes = await need('config.json');
-    const cfg = validateConfig(parseModelJson(cfgBytes, `${location}/config.json`), `${location}/config.json`);
-    const weights = await need('model.safetensors');
-    const model = Selftok.fromCheckpoint(cfg, () => safetensorsFromBytes(weights, `${location}/model.safetensors`), location, parts);
-    model.fingerprint = await bytesFingerprint(weights);
+    const f = await readModelFolder(location, 'a model');
+    const model = Selftok.fromCheckpoint(validateConfig(f.config, f.configWhere), f.weights, location, parts);
+    model.fingerprint = f.fingerprint;
     return model;
   }
 
   /**
-   * A model from a config and its weights file (`open` gives a reader), checking every tensor's
+   * A model from a config and a reader over its weights file (closed here), checking every tensor's
    * name and shape; tensors are read one at a time (a model can be larger than memory allows for
    * one buffer), and a model whose float32 weights cannot fit the wasm device stops before loading.
    */
-  private static fromCheckpoint(cfg: SelftokConfig, open: () => CheckpointReader, where: string, parts: readonly ModelPart[]): Selftok {
-    const ck = open();
+  private static fromCheckpoint(cfg: SelftokConfig, ck: CheckpointReader, where: string, parts: readonly ModelPart[]): Selftok {
     const wPath = ck.path;
     try {
       const keys = ck.keys();
@@ -267,7 +259,6 @@ export class Selftok {
     parts.push(new Uint8Array(this.codebook.codebook.slice().buffer));
     return sha256Hex16(parts);
   }
-
 
   /** Replace weights and codebook from tensors (shape-checked; every parameter must be present). */
   loadTensors(tensors: Map<string, Tensor>, where: string): void {

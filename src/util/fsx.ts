@@ -1,5 +1,6 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { UserError } from './errors.ts';
+import { parseJson } from './json.ts';
 import { dirname, basename, join } from 'node:path';
 
 /**
@@ -45,9 +46,11 @@ export class OutputSet {
 
 /** Parse a JSON file; invalid JSON is a one-line error naming the file. */
 export function readJsonFile(path: string): unknown {
+  let text: string;
   try {
-    return JSON.parse(readFileSync(path, 'utf8'));
+    text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new UserError(`${path}: not valid JSON (${(e as Error).message})`);
+    throw new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
+  return parseJson(text, path);
 }
