@@ -10,12 +10,12 @@ import { Command, Option } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { spawnSync } from 'node:child_process';
-import { DEVICE_CHOICES, setupDevice, type DeviceChoice } from '../src/engine/device.ts';
 import { trackMemory } from '../src/engine/memory.ts';
 import { ShapesSource } from '../src/data/source.ts';
-import { loadConfig } from '../src/tokenizer/config.ts';
 import { Trainer } from '../src/train/trainer.ts';
 import { countParams, type Params } from '../src/nn/params.ts';
+import { loadConfig } from '../src/node/configs.ts';
+import { DEVICE_CHOICES, setupDevice, type DeviceChoice } from '../src/node/device.ts';
 
 const program = new Command('bench')
   .addOption(new Option('--device <d>', 'device').choices(DEVICE_CHOICES).default('auto'))

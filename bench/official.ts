@@ -10,7 +10,6 @@ import { Command, Option } from 'commander';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { numpy as np } from '@jax-js/jax';
-import { DEVICE_CHOICES, setupDevice, type DeviceChoice } from '../src/engine/device.ts';
 import { trackMemory } from '../src/engine/memory.ts';
 import { officialConfig, vaeConfigFrom, vaeNameMap } from '../src/import/official.ts';
 import { openCheckpoint, type TensorInfo } from '../src/import/checkpoint.ts';
@@ -18,7 +17,8 @@ import type { DType } from '../src/import/pickle.ts';
 import { countParams, flattenParams, mapParams, type Params } from '../src/nn/params.ts';
 import { validateConfig } from '../src/tokenizer/config.ts';
 import { Selftok, ShapeInit } from '../src/tokenizer/model.ts';
-import { PACKAGE_ROOT } from '../src/util/paths.ts';
+import { PACKAGE_ROOT } from '../src/node/paths.ts';
+import { DEVICE_CHOICES, setupDevice, type DeviceChoice } from '../src/node/device.ts';
 
 const o = new Command('bench-official')
   .addOption(new Option('--device <d>', 'device').choices(DEVICE_CHOICES).default('auto'))

@@ -1,19 +1,14 @@
-// The public library API: load a model, tokenize, decode, render.
-//   import { setupDevice, Selftok, loadImage } from 'selftok';
-export { setupDevice, type DeviceChoice } from './engine/device.ts';
-export { Selftok, type DecodeOptions } from './tokenizer/model.ts';
-export { loadConfig, bitsPerPixel, type SelftokConfig } from './tokenizer/config.ts';
-export { TokenSchedule } from './tokenizer/schedule.ts';
-export { loadImage, encodePng } from './io/image.ts';
-export { readTokens, reverseRows, type TokenFile, type TokenOrder } from './io/tokens.ts';
-export { psnr, ssim } from './eval/metrics.ts';
+// The public library API in Node: the platform-free core (src/core.ts) with Node's side — the
+// file system (model folders, configs, token files), images through sharp, WebGPU through Dawn —
+// and the training, evaluation and RL jobs. A page gets src/browser.ts instead.
+//   import { setupDevice, loadSelftok, loadImage } from 'selftok';
+export * from './core.ts';
+export { setupDevice } from './node/device.ts';
+export { folderFiles, fileFingerprint, readTokens } from './node/files.ts';
+export { loadSelftok, loadArModel, saveModel, loadArPair, isArModelDir } from './node/models.ts';
+export { loadConfig, namedConfigs } from './node/configs.ts';
+export { loadImage, encodePng, gridPng } from './node/image.ts';
 export { openSource, type DataSource } from './data/source.ts';
 export { Trainer } from './train/trainer.ts';
-// The AR model on Selftok tokens (text → image, image → text) and its benchmark (issue #18).
-export { ArModel, loadArPair, type ImageSampling } from './ar/ar-model.ts';
 export { geneval, understanding, tokensToImages } from './ar/evaluate.ts';
-export { parsePrompt, promptText, renderScene, randomScene, sceneForPrompt, type PromptSpec, type Scene } from './ar/scenes.ts';
-export { scorePrompt, detect } from './ar/scorer.ts';
-// Visual RL: GRPO on the visual tokens (issue #19).
 export { runRl, GrpoTrainer, RL_DEFAULTS, type RlConfig, type RlLog } from './rl/train.ts';
-export { groupAdvantages, klK3 } from './rl/grpo.ts';

@@ -6,10 +6,12 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { wasm, microConfig, microArConfig, tmp, runCli, expectOneLineError, type CliResult } from './helpers.ts';
-import { Selftok, fileFingerprint } from '../src/tokenizer/model.ts';
-import { encodePng } from '../src/io/image.ts';
+import { Selftok } from '../src/tokenizer/model.ts';
+import { encodePng } from '../src/node/image.ts';
 import { randomScene, renderScene } from '../src/ar/scenes.ts';
 import { renderShapes } from '../src/data/shapes.ts';
+import { fileFingerprint } from '../src/node/files.ts';
+import { saveModel } from '../src/node/models.ts';
 
 let dir: string;
 
@@ -28,10 +30,10 @@ before(async () => {
   });
   const tok = Selftok.create(cfg, 1);
   tok.codebook.initialized = true;
-  await tok.save(join(dir, 'tok'));
+  await saveModel(tok, join(dir, 'tok'));
   const other = Selftok.create(cfg, 2);
   other.codebook.initialized = true;
-  await other.save(join(dir, 'other'));
+  await saveModel(other, join(dir, 'other'));
   writeFileSync(join(dir, 'scene.png'), await encodePng(renderScene(randomScene(0x80000001, 32)), 32, 32));
   writeFileSync(join(dir, 'small.png'), await encodePng(renderShapes(3, 24), 24, 24));
   writeFileSync(join(dir, 'micro-ar.json'), JSON.stringify(microArConfig({ train: { ...microArConfig().train, lr: 0.002, warmup: 2 } })));

@@ -5,18 +5,15 @@
 // (skipped with the reason when Chromium finds no adapter). A console error fails the test.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { wasm, tmp } from './helpers.ts';
-import { Selftok } from '../src/tokenizer/model.ts';
-import { encodePng, loadImage } from '../src/io/image.ts';
+import { CHROMIUM, CHROMIUM_FLAGS as FLAGS, noChromium, type Server } from './chromium.ts';
+import { encodePng, loadImage } from '../src/node/image.ts';
 import { psnr } from '../src/eval/metrics.ts';
-import { ArModel, DEFAULT_CFG } from '../src/ar/ar-model.ts';
+import { DEFAULT_CFG } from '../src/ar/ar-model.ts';
+import { loadSelftok, loadArModel } from '../src/node/models.ts';
 
-const CHROMIUM = process.env.SELFTOK_CHROMIUM ?? '/usr/bin/chromium';
-const FLAGS = ['--no-sandbox', '--headless=new', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
-
-type Server = { resolvedUrls: { local: string[] } | null; close: () => Promise<void> };
 let server: Server | null = null;
 let url = '';
 let samplePng = '';
@@ -24,13 +21,13 @@ let node: { tokens: number[]; render: Float32Array; input: Float32Array };
 
 before(async () => {
   await wasm();
-  if (!existsSync(CHROMIUM)) return;
+  if (noChromium()) return;
   const { build, preview } = await import('vite');
   await build({ configFile: 'web/vite.config.ts', logLevel: 'error' });
   server = (await preview({ configFile: 'web/vite.config.ts', logLevel: 'error', preview: { port: 0, host: '127.0.0.1' } })) as unknown as Server;
   url = server.resolvedUrls!.local[0];
   // the sample photo at the model's size (so that no resampling differs between sharp and canvas)
-  const model = Selftok.load('models/default');
+  const model = loadSelftok('models/default');
   const input = await loadImage('assets/samples/apple.jpg', model.imageSize);
   samplePng = join(tmp('selftok-web-'), 'apple-64.png');
   writeFileSync(samplePng, await encodePng(input, model.imageSize, model.imageSize));
@@ -98,13 +95,13 @@ function checkAgainstNode(r: PageRun): void {
 }
 
 test('browser, wasm: the page tokenizes a photo exactly as Node does, renders it within 0.01 dB, and generates from a prompt the tokens Node samples', async (t) => {
-  if (!server) return t.skip(`no Chromium at ${CHROMIUM} (.ci/run installs Debian's chromium)`);
+  if (!server) return t.skip(noChromium() ?? 'no server');
   mkdirSync('.cache', { recursive: true });
   const r = await runPage('wasm', ['--disable-gpu'], { screenshot: '.cache/web-screenshot.png', generate: true });
   assert.equal(r.backend, 'wasm');
   checkAgainstNode(r);
   // text → image: the page's scenes-zero samples the same 4 × 32 tokens as Node with the same seed
-  const ar = ArModel.load('models/scenes-zero');
+  const ar = loadArModel('models/scenes-zero');
   const want = await ar.generateImages(ar.vocab.encode('a red circle left of a blue square', 'prompt'), 4, { seed: 0, cfg: DEFAULT_CFG, temperature: 1, topK: 0 });
   assert.deepEqual(r.generated, Array.from(want));
   ar.dispose();
@@ -112,7 +109,7 @@ test('browser, wasm: the page tokenizes a photo exactly as Node does, renders it
 });
 
 test('browser, WebGPU over SwiftShader: the same tokens and renderer output (skipped where Chromium finds no adapter)', async (t) => {
-  if (!server) return t.skip(`no Chromium at ${CHROMIUM} (.ci/run installs Debian's chromium)`);
+  if (!server) return t.skip(noChromium() ?? 'no server');
   const r = await runPage('auto', ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader', '--use-angle=swiftshader']);
   if (r.backend !== 'webgpu') return t.skip(`Chromium gave the page no WebGPU adapter (it ran on ${r.backend}); the wasm test covers the page`);
   checkAgainstNode(r);

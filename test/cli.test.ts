@@ -6,8 +6,9 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFi
 import { join, resolve } from 'node:path';
 import { wasm, microConfig, tmp, runCli, expectOneLineError, type CliResult } from './helpers.ts';
 import { Selftok } from '../src/tokenizer/model.ts';
-import { encodePng } from '../src/io/image.ts';
+import { encodePng } from '../src/node/image.ts';
 import { renderShapes } from '../src/data/shapes.ts';
+import { saveModel } from '../src/node/models.ts';
 
 let dir: string;
 let model: string;
@@ -33,9 +34,9 @@ before(async () => {
   other = join(dir, 'other');
   const m = Selftok.create(microConfig(), 1);
   m.codebook.initialized = true;
-  await m.save(model);
+  await saveModel(m, model);
   const m2 = Selftok.create(microConfig(), 2);
-  await m2.save(other);
+  await saveModel(m2, other);
   img = join(dir, 'a.png');
   img2 = join(dir, 'b.png');
   writeFileSync(img, await encodePng(renderShapes(1, 40), 40, 40));
@@ -106,7 +107,7 @@ test('bad checkpoints: missing, truncated, shape-mismatched', () => {
   const missing = join(dir, 'nomodel');
   mkdirSync(missing);
   copyFileSync(join(model, 'config.json'), join(missing, 'config.json'));
-  expectError(run('encode', img, '--model', missing, '-o', 'x.json'), /nomodel: no model\.safetensors/);
+  expectError(run('encode', img, '--model', missing, '-o', 'x.json'), /nomodel: not a model directory \(no model\.safetensors\)/);
   const cut = join(dir, 'cutmodel');
   mkdirSync(cut);
   copyFileSync(join(model, 'config.json'), join(cut, 'config.json'));
@@ -192,7 +193,7 @@ test('a model too large for the wasm device stops before loading, with the reaso
   mkdirSync(big, { recursive: true });
   writeFileSync(join(big, 'config.json'), JSON.stringify(cfg));
   // a weights file with no tensors: the refusal must come before any tensor is read
-  const { writeSafetensorsStreamed } = await import('../src/io/safetensors-stream.ts');
+  const { writeSafetensorsStreamed } = await import('../src/node/safetensors-files.ts');
   await writeSafetensorsStreamed(join(big, 'model.safetensors'), new Map());
   const r = run('decode', 'tok.json', '--model', big, '-o', 'big-out');
   expectError(r, /big: the weights for decode take \d+\.\d GiB as float32 and the wasm device addresses 4 GiB in all: run it with --device webgpu/);

@@ -5,10 +5,11 @@ import type { ArConfig } from '../src/ar/model.ts';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { numpy as np, tree } from '@jax-js/jax';
-import { setupDevice } from '../src/engine/device.ts';
 import { renderShapes } from '../src/data/shapes.ts';
 import { Rng } from '../src/util/rng.ts';
-import { loadConfig, type SelftokConfig } from '../src/tokenizer/config.ts';
+import { type SelftokConfig } from '../src/tokenizer/config.ts';
+import { loadConfig } from '../src/node/configs.ts';
+import { setupDevice } from '../src/node/device.ts';
 
 export async function wasm(): Promise<void> {
   await setupDevice('wasm');

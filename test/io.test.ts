@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeSafetensors, encodeSafetensors, fromHalf, toHalf, type Tensor } from '../src/io/safetensors.ts';
-import { decodeNpyInt, encodeNpyInt32, readTokens, reverseRows, tokenFileJson } from '../src/io/tokens.ts';
+import { decodeNpyInt, encodeNpyInt32, reverseRows, tokenFileJson } from '../src/io/tokens.ts';
 import { psnr, ssim } from '../src/eval/metrics.ts';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmp } from './helpers.ts';
+import { readTokens } from '../src/node/files.ts';
 
 test('safetensors round trip keeps names, shapes, dtypes, values and metadata', () => {
   const t = new Map<string, Tensor>([

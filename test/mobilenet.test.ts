@@ -10,7 +10,7 @@ import { numpy as np, grad, tree } from '@jax-js/jax';
 import sharp from 'sharp';
 import { wasm, microConfig } from './helpers.ts';
 import { MobileNetV2, mobilenetDistance, NSFW_CLASSES } from '../src/nn/mobilenet-v2.ts';
-import { PACKAGE_ROOT } from '../src/util/paths.ts';
+import { PACKAGE_ROOT } from '../src/node/paths.ts';
 import { ShapesSource } from '../src/data/source.ts';
 import { Trainer } from '../src/train/trainer.ts';
 import { Selftok } from '../src/tokenizer/model.ts';

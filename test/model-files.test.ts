@@ -1,5 +1,5 @@
 // Model files loaded the same way from a folder or over HTTP (issue #20, the browser's way in):
-// Selftok.open of a URL gives the model Selftok.load gives, to the token and the fingerprint.
+// Selftok.open of a URL gives the model loadSelftok gives, to the token and the fingerprint.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
@@ -9,6 +9,7 @@ import { wasm } from './helpers.ts';
 import { Selftok } from '../src/tokenizer/model.ts';
 import { UserError } from '../src/util/errors.ts';
 import { renderScene, randomScene, toUnitRange } from '../src/ar/scenes.ts';
+import { loadSelftok } from '../src/node/models.ts';
 
 let server: Server;
 let base = '';
@@ -30,8 +31,8 @@ before(async () => {
 
 after(() => server.close());
 
-test('Selftok.open over HTTP and from a folder: the same tokens, renderer output and fingerprint as Selftok.load', async () => {
-  const local = Selftok.load('models/scenes');
+test('Selftok.open over HTTP and from a folder: the same tokens, renderer output and fingerprint as loadSelftok', async () => {
+  const local = loadSelftok('models/scenes');
   const remote = await Selftok.open(`${base}/scenes/`);
   const folder = await Selftok.open('models/scenes');
   const x = new Float32Array(2 * 64 * 64 * 3);

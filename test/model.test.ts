@@ -268,7 +268,8 @@ test('config validation: sampler.guidance defaults to 1; bad values name the fil
 });
 
 test('every named config validates and loads under its own name; tiny and small keep ≤ 0.2 bpp', async () => {
-  const { bitsPerPixel, loadConfig, namedConfigs } = await import('../src/tokenizer/config.ts');
+  const { bitsPerPixel } = await import('../src/tokenizer/config.ts');
+  const { loadConfig, namedConfigs } = await import('../src/node/configs.ts');
   const names = namedConfigs();
   assert.deepEqual(names, ['photo64', 'scenes', 'scenes-spatial', 'small', 'tiny']);
   for (const n of names) assert.equal(loadConfig(n).name, n);

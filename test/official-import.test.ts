@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { openCheckpoint, type TensorInfo } from '../src/import/checkpoint.ts';
 import { importOfficial } from '../src/import/import.ts';
 import { officialConfig, parameterShapes, rendererNameMap, tokenizerNameMap, vaeConfigFrom, vaeNameMap, verifyMap } from '../src/import/official.ts';
-import { writeSafetensorsStreamed, type PendingTensor } from '../src/io/safetensors-stream.ts';
+import { writeSafetensorsStreamed, type PendingTensor } from '../src/node/safetensors-files.ts';
 import type { DType } from '../src/import/pickle.ts';
 import type { Params } from '../src/nn/params.ts';
 import { countParams } from '../src/nn/params.ts';

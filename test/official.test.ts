@@ -19,6 +19,7 @@ import { renderNet } from '../src/tokenizer/renderer.ts';
 import { eulerGrid } from '../src/tokenizer/flow.ts';
 import { encodeLatents, decodeLatents, vaeEncoder } from '../src/vae/sd3-vae.ts';
 import { tmp, wasm } from './helpers.ts';
+import { loadSelftok } from '../src/node/models.ts';
 
 const DIR = join(import.meta.dirname, 'fixtures', 'official');
 const facts = JSON.parse(readFileSync(join(DIR, 'facts.json'), 'utf8'));
@@ -59,7 +60,7 @@ test('import: the official checkpoints become a model directory', async () => {
   assert.equal(r.cfg.quantizer.codebookSize, facts.codebook);
   assert.equal(r.vaeLayout, 'sai');
   assert.deepEqual(r.cfg.vae!.chMult, facts.vae.ch_mult);
-  model = Selftok.load(dir);
+  model = loadSelftok(dir);
   assert.equal(model.imageSize, facts.size);
   assert.ok(model.hasRenderer);
 });

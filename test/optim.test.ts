@@ -8,7 +8,8 @@ import { adamInit, makeAdamUpdate, packHost, packTree, paramLayout, unpackHost, 
 import { flattenParams, type Params } from '../src/nn/params.ts';
 import { ShapesSource } from '../src/data/source.ts';
 import { Trainer, STATE_FILE } from '../src/train/trainer.ts';
-import { encodeSafetensors, readSafetensors } from '../src/io/safetensors.ts';
+import { encodeSafetensors } from '../src/io/safetensors.ts';
+import { readSafetensors } from '../src/node/safetensors-files.ts';
 
 before(wasm);
 

@@ -15,7 +15,7 @@ import { promptOf, renderScene, sceneForPrompt, toUnitRange, CATEGORIES, promptS
 import { scorePrompt } from '../src/ar/scorer.ts';
 import { groupAdvantages, grpoLoss, klK3, visualLogProbs, visualOnlyBias, zeroVariance } from '../src/rl/grpo.ts';
 import { GrpoTrainer, RL_DEFAULTS, readRlLog, rewardsOf, runRl, stepPrompts, type RlLog } from '../src/rl/train.ts';
-import { Selftok } from '../src/tokenizer/model.ts';
+import { loadSelftok, loadArModel } from '../src/node/models.ts';
 
 before(wasm);
 
@@ -123,7 +123,7 @@ test('rewards are the scorer\'s fraction of requirements met, prompt by prompt',
 
 test('rl: a run killed after a checkpoint and resumed writes the same log as one uninterrupted run; bad input is one line', async () => {
   const dir = tmp('selftok-rl-');
-  const tokenizer = Selftok.load('models/scenes', ['encode', 'render']);
+  const tokenizer = loadSelftok('models/scenes', ['encode', 'render']);
   const cfg = { ...RL_DEFAULTS, steps: 4, group: 2, promptsPerStep: 1, seed: 5 };
   const strip = (l: RlLog[]) => l.map(({ ms, ...rest }) => (void ms, rest));
   const a = await runRl({ refDir: 'models/scenes-ar', tokenizer, out: join(dir, 'a'), cfg, resume: false, ckptEvery: 2 });
@@ -140,7 +140,7 @@ test('rl: a run killed after a checkpoint and resumed writes the same log as one
   // the saved policy is an AR model of the same tokenizer, at step 4, with a path to it from its own directory
   const saved = JSON.parse(readFileSync(join(dir, 'a', 'config.json'), 'utf8'));
   assert.equal(saved.tokenizer.fingerprint, await tokenizer.tokenFingerprint());
-  assert.equal(ArModel.load(join(dir, 'a')).step, 4);
+  assert.equal(loadArModel(join(dir, 'a')).step, 4);
   await assert.rejects(runRl({ refDir: 'models/scenes-ar', tokenizer, out: join(dir, 'a'), cfg, resume: false, ckptEvery: 2 }), /already holds an RL run .*--resume/);
   await assert.rejects(runRl({ refDir: 'models/scenes-ar', tokenizer, out: join(dir, 'c'), cfg: { ...cfg, group: 1 }, resume: false, ckptEvery: 2 }), /--group must be at least 2/);
   // the command, as a user runs it: the model, the log, the curves and the before/after samples

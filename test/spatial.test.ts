@@ -8,8 +8,9 @@ import { Selftok } from '../src/tokenizer/model.ts';
 import { encodeFeatures } from '../src/tokenizer/encoder.ts';
 import { spatialRegions } from '../src/tokenizer/spatial.ts';
 import { TokenSchedule } from '../src/tokenizer/schedule.ts';
-import { loadConfig, validateConfig } from '../src/tokenizer/config.ts';
+import { validateConfig } from '../src/tokenizer/config.ts';
 import { UserError } from '../src/util/errors.ts';
+import { loadConfig } from '../src/node/configs.ts';
 
 before(wasm);
 

@@ -8,12 +8,12 @@ import { trackMemory } from '../src/engine/memory.ts';
 import { activeDevice } from '../src/engine/device.ts';
 import { ShapesSource, type DataSource } from '../src/data/source.ts';
 import { Trainer, STATE_FILE } from '../src/train/trainer.ts';
-import { readSafetensors } from '../src/io/safetensors.ts';
 import { NonFiniteLossError } from '../src/util/errors.ts';
 import { flattenParams, type Params } from '../src/nn/params.ts';
 import { Selftok } from '../src/tokenizer/model.ts';
 import { tokenGradScale } from '../src/tokenizer/flow.ts';
 import { selftokLoss } from '../src/train/loss.ts';
+import { readSafetensors } from '../src/node/safetensors-files.ts';
 
 before(wasm);
 const cfg = microConfig();

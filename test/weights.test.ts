@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { wasm, microConfig, microArConfig, randomizeTree, shapesPixels, tmp } from './helpers.ts';
 import { quantizeColumns, storeWeight, INT8_MIN_SIZE } from '../src/io/weights.ts';
 import { Selftok } from '../src/tokenizer/model.ts';
-import { ArModel, isArModelDir } from '../src/ar/ar-model.ts';
+import { ArModel } from '../src/ar/ar-model.ts';
 import { Rng } from '../src/util/rng.ts';
+import { isArModelDir, saveModel, loadSelftok, loadArModel } from '../src/node/models.ts';
 
 before(wasm);
 
@@ -43,10 +44,10 @@ test('a tokenizer saved as int8 loads back: smaller file, the same token fingerp
   m.addRenderer(6);
   // random gates too, so that every weight reaches the output
   m.params = randomizeTree(m.params, 9, 0.1);
-  await m.save(join(dir, 'f16'), { format: 'float16' });
-  await m.save(join(dir, 'i8'), { format: 'int8' });
-  const a = Selftok.load(join(dir, 'f16'));
-  const b = Selftok.load(join(dir, 'i8'));
+  await saveModel(m, join(dir, 'f16'), { format: 'float16' });
+  await saveModel(m, join(dir, 'i8'), { format: 'int8' });
+  const a = loadSelftok(join(dir, 'f16'));
+  const b = loadSelftok(join(dir, 'i8'));
   const size = (d: string) => statSync(join(dir, d, 'model.safetensors')).size;
   // the encoder and codebook stay float16 (they decide the tokens): the decoder and renderer shrink by half
   assert.ok(size('i8') < 0.75 * size('f16'), `int8 ${size('i8')} bytes vs float16 ${size('f16')}`);
@@ -70,10 +71,10 @@ test('a tokenizer saved as int8 loads back: smaller file, the same token fingerp
 test('an AR model saved as int8 loads back with logits within 0.05 of float32, and its directory is told apart from a tokenizer\'s', async () => {
   const dir = tmp();
   const m = ArModel.create(microArConfig(), { name: 't', fingerprint: 'x', K: 6, codebookSize: 16 }, 2);
-  await m.save(join(dir, 'f32'));
-  await m.save(join(dir, 'i8'), { format: 'int8' });
-  const a = ArModel.load(join(dir, 'f32'));
-  const b = ArModel.load(join(dir, 'i8'));
+  await saveModel(m, join(dir, 'f32'));
+  await saveModel(m, join(dir, 'i8'), { format: 'int8' });
+  const a = loadArModel(join(dir, 'f32'));
+  const b = loadArModel(join(dir, 'i8'));
   const rng = new Rng(1);
   const ids = Int32Array.from({ length: 2 * 12 }, () => rng.int(0, a.vocab.size));
   const la = await a.logits(ids, 2);

@@ -3,9 +3,7 @@
 // becomes tokens, then an image again by the one-step renderer and by the 50-step diffusion
 // decoder, with a coarse-to-fine strip. Query: ?model=<folder URL>&device=auto|webgpu|wasm.
 // For tests the page marks its state in data-testid elements (backend, tokens, status).
-import { setupDevice, type DeviceChoice } from '../src/engine/device.ts';
-import { Selftok } from '../src/tokenizer/model.ts';
-import { ArModel, DEFAULT_CFG } from '../src/ar/ar-model.ts';
+import { setupDevice, Selftok, ArModel, DEFAULT_CFG, loadImage, drawImage, type DeviceChoice } from '../src/browser.ts';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 const q = new URLSearchParams(location.search);
@@ -17,32 +15,6 @@ const timed = (label: string, t0: number): void => {
   timings.push(`${label} ${((performance.now() - t0) / 1000).toFixed(2)} s`);
   $('timings').textContent = `(${timings.join(', ')})`;
 };
-
-/** HWC floats in [−1, 1] → a canvas of size × size. */
-function draw(canvas: HTMLCanvasElement, x: Float32Array, size: number): void {
-  canvas.width = size;
-  canvas.height = size;
-  const img = new ImageData(size, size);
-  for (let i = 0; i < size * size; i++) {
-    for (let c = 0; c < 3; c++) img.data[i * 4 + c] = Math.max(0, Math.min(255, Math.round((x[i * 3 + c] + 1) * 127.5)));
-    img.data[i * 4 + 3] = 255;
-  }
-  canvas.getContext('2d')!.putImageData(img, 0, 0);
-}
-
-/** An image file → a size × size centre crop as HWC floats in [−1, 1] (no colour management: the file's own sRGB bytes). */
-async function pixels(file: Blob, size: number): Promise<Float32Array> {
-  const bmp = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
-  const side = Math.min(bmp.width, bmp.height);
-  const canvas = new OffscreenCanvas(size, size);
-  const ctx = canvas.getContext('2d')!;
-  ctx.imageSmoothingQuality = 'high';
-  ctx.drawImage(bmp, Math.floor((bmp.width - side) / 2), Math.floor((bmp.height - side) / 2), side, side, 0, 0, size, size);
-  const d = ctx.getImageData(0, 0, size, size).data;
-  const x = new Float32Array(size * size * 3);
-  for (let i = 0; i < size * size; i++) for (let c = 0; c < 3; c++) x[i * 3 + c] = d[i * 4 + c] / 127.5 - 1;
-  return x;
-}
 
 async function main(): Promise<void> {
   const device = await setupDevice((q.get('device') ?? 'auto') as DeviceChoice);
@@ -59,8 +31,8 @@ async function main(): Promise<void> {
   const run = async (file: Blob): Promise<void> => {
     status('working');
     timings.length = 0;
-    const x = await pixels(file, size);
-    draw($('input'), x, size);
+    const x = await loadImage(file, size);
+    drawImage($<HTMLCanvasElement>('input'), x, size);
     t0 = performance.now();
     const ids = await model.encode(x, 1);
     timed('tokens', t0);
@@ -71,7 +43,7 @@ async function main(): Promise<void> {
       t0 = performance.now();
       const r = await model.render(ids, 1);
       timed('renderer', t0);
-      draw($('render'), r, size);
+      drawImage($<HTMLCanvasElement>('render'), r, size);
       result.render = Array.from(r);
     }
     t0 = performance.now();
@@ -81,7 +53,7 @@ async function main(): Promise<void> {
     $('steps').textContent = String(steps);
     const d = await model.decode(ids, 1, { steps, seed: 0, onStep: (i) => (progress.value = i + 1) });
     timed(`diffusion ${steps} steps`, t0);
-    draw($('diffusion'), d, size);
+    drawImage($<HTMLCanvasElement>('diffusion'), d, size);
     // coarse to fine: the first k encoder-order tokens (the DiTi prefix), 10 steps each
     const strip = $('strip');
     strip.replaceChildren();
@@ -92,7 +64,7 @@ async function main(): Promise<void> {
       cap.textContent = `${k} tokens`;
       fig.append(c, cap);
       strip.append(fig);
-      draw(c, await model.decode(ids, 1, { steps: 10, seed: 0, keep: k }), size);
+      drawImage(c, await model.decode(ids, 1, { steps: 10, seed: 0, keep: k }), size);
     }
     status('done');
   };
@@ -119,7 +91,7 @@ async function main(): Promise<void> {
     for (let b = 0; b < n; b++) {
       const c = document.createElement('canvas');
       row.append(c);
-      draw(c, px.subarray(b * s * s * 3, (b + 1) * s * s * 3), s);
+      drawImage(c, px.subarray(b * s * s * 3, (b + 1) * s * s * 3), s);
     }
     $('gen-time').textContent = `(${((performance.now() - t) / 1000).toFixed(2)} s)`;
     genStatus.textContent = 'done';

@@ -1,19 +1,15 @@
 // An AR model directory: config.json (ArConfig + the tokenizer it speaks) and model.safetensors.
 // The small public surface over model.ts: logits of whole sequences, image generation from a
 // prompt (key/value cache, temperature, top-k, classifier-free guidance) and greedy answers.
-import { existsSync, readFileSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
 import { jit, numpy as np, tree, type OwnedFunction } from '@jax-js/jax';
 import { JitCache } from '../engine/jit-cache.ts';
 import { Init, flattenParams, mapParams, type Params } from '../nn/params.ts';
-import { asFloat32, type Tensor } from '../io/safetensors.ts';
-import { writeSafetensorsStreamed, type PendingTensor } from '../io/safetensors-stream.ts';
+import { asFloat32, type PendingTensor, type Tensor } from '../io/safetensors.ts';
 import { readWeight, storeWeight, type WeightFormat } from '../io/weights.ts';
-import { openCheckpoint, type CheckpointReader } from '../import/checkpoint.ts';
-import { readModelFolder } from '../io/model-files.ts';
-import { fileFingerprint, Selftok } from '../tokenizer/model.ts';
+import type { CheckpointReader } from '../io/checkpoint.ts';
+import { readModelFolder, type ModelFiles, type StoredModel } from '../io/model-files.ts';
+import type { Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
-import { readJsonFile, writeFileAtomic } from '../util/fsx.ts';
 import { Rng } from '../util/rng.ts';
 import { arForward, arPrefill, arStep, emptyCache, initAr, ropeTables, validateArConfig, type ArConfig, type ArParams, type KvCache } from './model.ts';
 import { codesOf, imagePrefix, questionPrefix, visualWords } from './sequences.ts';
@@ -74,25 +70,16 @@ export class ArModel {
     return { name: t.cfg.name, fingerprint: await t.tokenFingerprint(), K: t.cfg.K, codebookSize: t.cfg.quantizer.codebookSize };
   }
 
-  /** Load DIR (config.json + model.safetensors); every tensor is shape-checked. */
-  static load(dir: string): ArModel {
-    const cfgPath = join(dir, 'config.json');
-    const wPath = join(dir, 'model.safetensors');
-    if (!existsSync(cfgPath) || !existsSync(wPath)) throw new UserError(`${dir}: not an AR model directory (needs config.json and model.safetensors)`);
-    const model = ArModel.fromCheckpoint(readJsonFile(cfgPath), cfgPath, openCheckpoint(wPath));
-    model.fingerprint = fileFingerprint(wPath);
-    return model;
-  }
-
-  /** As `load`, from a folder path or an http(s) URL of an AR model folder (io/model-files.ts; a web page). */
-  static async open(location: string): Promise<ArModel> {
+  /** An AR model folder from an http(s) URL, or in Node a folder path (io/model-files.ts; a web page); Node's loadArModel reads a folder tensor by tensor. */
+  static async open(location: string | ModelFiles): Promise<ArModel> {
     const f = await readModelFolder(location, 'an AR model');
     const model = ArModel.fromCheckpoint(f.config, f.configWhere, f.weights);
     model.fingerprint = f.fingerprint;
     return model;
   }
 
-  private static fromCheckpoint(rawCfg: unknown, cfgWhere: string, ck: CheckpointReader): ArModel {
+  /** From config.json's object (named `cfgWhere` in errors) and a reader over the weights (closed here); every tensor is shape-checked. */
+  static fromCheckpoint(rawCfg: unknown, cfgWhere: string, ck: CheckpointReader): ArModel {
     try {
       const raw = (rawCfg ?? {}) as { ar?: unknown; tokenizer?: TokenizerRef };
       if (!raw.ar || !raw.tokenizer) throw new UserError(`${cfgWhere}: not an AR model config (needs 'ar' and 'tokenizer')`);
@@ -145,17 +132,14 @@ export class ArModel {
     return out;
   }
 
-  /** Write config.json + model.safetensors (each atomically); `format` as Selftok.save (io/weights.ts). */
-  async save(dir: string, opts: { format?: WeightFormat; inference?: boolean } = {}): Promise<void> {
-    const path = join(dir, 'model.safetensors');
+  /** What the model's folder holds (a writer puts it on disk: src/node/models.ts); `format` as Selftok.stored (io/weights.ts). It has no training-only parts, so `inference` changes nothing. */
+  async stored(opts: { format?: WeightFormat; inference?: boolean } = {}): Promise<StoredModel> {
     const format = opts.format ?? 'float32';
-    const pending = new Map<string, PendingTensor>();
+    const weights = new Map<string, PendingTensor>();
     for (const [name, t] of await this.tensors()) {
-      for (const [k, st] of storeWeight(name, t.data as Float32Array, t.shape, format)) pending.set(k, { dtype: st.dtype, shape: st.shape, data: () => st.bytes });
+      for (const [k, st] of storeWeight(name, t.data as Float32Array, t.shape, format)) weights.set(k, { dtype: st.dtype, shape: st.shape, data: () => st.bytes });
     }
-    await writeSafetensorsStreamed(path, pending, { format: 'selftok-ar', step: String(this.step), weights: format });
-    writeFileAtomic(join(dir, 'config.json'), JSON.stringify({ ar: this.cfg, tokenizer: this.tokenizer }, null, 2) + '\n');
-    this.fingerprint = fileFingerprint(path);
+    return { config: { ar: this.cfg, tokenizer: this.tokenizer }, weights, metadata: { format: 'selftok-ar', step: String(this.step), weights: format } };
   }
 
   private cached<F extends (...args: any[]) => any>(name: string, make: () => OwnedFunction<F>): OwnedFunction<F> {
@@ -408,36 +392,4 @@ export function tokenStats(logits: Float32Array, temperature: number, chosen: nu
   }
   const logZ = Math.log(z);
   return { logp: logits[chosen] / temperature - max - logZ, entropy: logZ - ez / z };
-}
-
-/**
- * An AR model and the tokenizer it speaks: `tokenizerDir`, or the directory its config
- * records (relative to the AR model's). A tokenizer with another fingerprint is refused.
- */
-export async function loadArPair(dir: string, tokenizerDir?: string): Promise<{ ar: ArModel; tokenizer: Selftok }> {
-  const ar = ArModel.load(dir);
-  const tdir = tokenizerDirOf(dir, ar.tokenizer, tokenizerDir);
-  const tokenizer = Selftok.load(tdir);
-  await ar.checkTokenizer(tokenizer, tdir);
-  return { ar, tokenizer };
-}
-
-/** The tokenizer directory of the AR model in `dir`: `given`, else the one its config records (relative to `dir`); it must exist. */
-export function tokenizerDirOf(dir: string, ref: TokenizerRef, given?: string): string {
-  const tdir = given ?? (ref.path ? resolve(dir, ref.path) : null);
-  if (!tdir) throw new UserError(`${dir}: the AR model does not record where its tokenizer is; give --tokenizer DIR`);
-  if (!existsSync(tdir)) throw new UserError(`${tdir}: no such tokenizer directory (the AR model ${dir} needs ${ref.name}, ${ref.fingerprint})`);
-  return tdir;
-}
-
-/** The tokenizer path an AR model saved in `arDir` records: `tokenizerDir` relative to it. */
-export const tokenizerPathFrom = (arDir: string, tokenizerDir: string): string => relative(resolve(arDir), resolve(tokenizerDir));
-
-/** Is DIR an AR model directory (its config.json has an 'ar' section)? */
-export function isArModelDir(dir: string): boolean {
-  try {
-    return 'ar' in JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-  } catch {
-    return false;
-  }
 }

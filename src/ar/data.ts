@@ -7,16 +7,17 @@
 // so a resumed run reads the same data and a pool from another tokenizer is refused.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeSafetensors, readSafetensors } from '../io/safetensors.ts';
+import { encodeSafetensors } from '../io/safetensors.ts';
 import type { Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
-import { writeFileAtomic } from '../util/fsx.ts';
+import { writeFileAtomic } from '../node/fsx.ts';
 import type { Rng } from '../util/rng.ts';
 import type { ArConfig } from './model.ts';
 import { CATEGORIES, promptOf, promptText, randomScene, renderScene, sceneForPrompt, toUnitRange, type PromptSpec, type Scene } from './scenes.ts';
 import { imageToText, textToImage, visualWords, type Sequence } from './sequences.ts';
 import { CAPTION_QUESTION, caption, questions, showsHeldOutCombo } from './text.ts';
 import type { Vocab } from './vocab.ts';
+import { readSafetensors } from '../node/safetensors-files.ts';
 
 export const POOL_FILE = 'pool.safetensors';
 /** Seed offsets of the training scenes (all below 2³¹, the held-out range's start). */

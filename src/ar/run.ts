@@ -4,12 +4,13 @@ import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
-import { readJsonFile } from '../util/fsx.ts';
-import { ArModel, tokenizerPathFrom } from './ar-model.ts';
+import { readJsonFile } from '../node/fsx.ts';
+import { ArModel } from './ar-model.ts';
 import { ScenesArData } from './data.ts';
 import { validateArConfig, type ArConfig } from './model.ts';
 import { AR_STATE_FILE, ArTrainer } from './train.ts';
-import { PACKAGE_ROOT } from '../util/paths.ts';
+import { PACKAGE_ROOT } from '../node/paths.ts';
+import { tokenizerPathFrom } from '../node/models.ts';
 
 export const AR_CONFIG_DIR = join(PACKAGE_ROOT, 'configs', 'ar');
 

@@ -6,13 +6,15 @@ import { join } from 'node:path';
 import { jit, numpy as np, tree, valueAndGrad, type OwnedFunction } from '@jax-js/jax';
 import { adamInit, makeAdamUpdate, momentTensors, momentsFromTensors, packTree, paramLayout, type AdamState, type ParamLayout } from '../nn/optim.ts';
 import type { Params } from '../nn/params.ts';
-import { encodeSafetensors, readSafetensors, type Tensor } from '../io/safetensors.ts';
+import { encodeSafetensors, type Tensor } from '../io/safetensors.ts';
 import { NonFiniteLossError, UserError } from '../util/errors.ts';
-import { writeFileAtomic } from '../util/fsx.ts';
+import { writeFileAtomic } from '../node/fsx.ts';
 import { Rng } from '../util/rng.ts';
 import { ArModel, type TokenizerRef } from './ar-model.ts';
 import { arForward, maskedNextTokenLoss, validateArConfig, type ArConfig, type ArParams } from './model.ts';
 import { batchArrays, type Sequence } from './sequences.ts';
+import { readSafetensors } from '../node/safetensors-files.ts';
+import { saveModel } from '../node/models.ts';
 
 export const AR_STATE_FILE = 'train-state.safetensors';
 
@@ -169,7 +171,7 @@ export class ArTrainer {
       ...extra,
     };
     writeFileAtomic(join(dir, AR_STATE_FILE), encodeSafetensors(tensors, meta));
-    await this.model.save(dir);
+    await saveModel(this.model, dir);
   }
 
   dispose(): void {

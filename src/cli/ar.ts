@@ -3,9 +3,9 @@
 import { Command, Option } from 'commander';
 import { basename, dirname, join } from 'node:path';
 import { countParams, type Params } from '../nn/params.ts';
-import { readRgb, gridPng, encodePng, toFloat } from '../io/image.ts';
+import { readRgb, gridPng, encodePng } from '../node/image.ts';
 import { tokenFileJson } from '../io/tokens.ts';
-import { ArModel, DEFAULT_CFG, loadArPair, type ImageSampling } from '../ar/ar-model.ts';
+import { ArModel, DEFAULT_CFG, type ImageSampling } from '../ar/ar-model.ts';
 import { HELD_OUT_SEED, geneval, pickDecoder, positionLoss, tokensToImages, understanding, type GenevalResult, type UnderstandingResult } from '../ar/evaluate.ts';
 import { tokenizerCeiling, type CeilingResult } from '../ar/ceiling.ts';
 import { loadArConfig, runArTraining } from '../ar/run.ts';
@@ -13,9 +13,11 @@ import { CATEGORIES, randomScene, renderScene, toUnitRange } from '../ar/scenes.
 import { CAPTION_QUESTION, caption } from '../ar/text.ts';
 import type { Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
-import { OutputSet } from '../util/fsx.ts';
+import { OutputSet } from '../node/fsx.ts';
 import { tokensFor } from './decode.ts';
 import { PACKAGE_ROOT, deviceOption, loadModel, parseFloatPos, parseInt10, progressBar, startDevice } from './common.ts';
+import { loadArPair, loadArModel } from '../node/models.ts';
+import { toFloat } from '../io/pixels.ts';
 
 export const DEFAULT_AR = join(PACKAGE_ROOT, 'models', 'scenes-ar');
 /** The RL-tuned AR model (issue #19): the default for generating images; scenes-ar stays the default for captions and answers. */
@@ -337,7 +339,7 @@ export const DEMO_PROMPTS = ['a red circle left of a blue square', 'three yellow
 export async function arDemo(dir: string, generator: string, out: OutputSet, outDir: string, scale: number): Promise<string[]> {
   const { ar, tokenizer } = await loadArPair(dir);
   // the generator must speak the captioner's tokens (the RL model is tuned from it)
-  const gen = generator === dir ? ar : ArModel.load(generator);
+  const gen = generator === dir ? ar : loadArModel(generator);
   await gen.checkTokenizer(tokenizer, generator);
   const size = tokenizer.cfg.image.size;
   const per = size * size * 3;

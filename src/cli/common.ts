@@ -3,10 +3,11 @@ import { basename, extname, join } from 'node:path';
 import { existsSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import { Option, type Command } from 'commander';
-import { DEVICE_CHOICES, setupDevice, type DeviceChoice } from '../engine/device.ts';
 import { Selftok, type ModelPart } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
-import { PACKAGE_ROOT } from '../util/paths.ts';
+import { PACKAGE_ROOT } from '../node/paths.ts';
+import { loadSelftok } from '../node/models.ts';
+import { DEVICE_CHOICES, setupDevice, type DeviceChoice } from '../node/device.ts';
 
 export { PACKAGE_ROOT };
 export const DEFAULT_MODEL = join(PACKAGE_ROOT, 'models', 'default');
@@ -32,7 +33,7 @@ export function loadModel(dir: string, parts?: readonly ModelPart[]): Selftok {
       dir === DEFAULT_MODEL ? `${dir}: the default model is missing from this checkout` : `${dir}: no such model directory`,
     );
   }
-  return Selftok.load(dir, parts);
+  return loadSelftok(dir, parts);
 }
 
 export function parseInt10(name: string, min = 0) {

@@ -1,13 +1,13 @@
 import { Command, Option } from 'commander';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeNpyFloat } from '../io/npy.ts';
-import { encodePng } from '../io/image.ts';
-import { readTokens, type TokenOrder } from '../io/tokens.ts';
+import { encodePng } from '../node/image.ts';
+import type { TokenOrder } from '../io/tokens.ts';
 import { UserError } from '../util/errors.ts';
-import { OutputSet } from '../util/fsx.ts';
+import { OutputSet, readBytes } from '../node/fsx.ts';
 import { deviceOption, guidanceOption, loadModel, modelOption, outputNames, parseInt10, progressBar, startDevice } from './common.ts';
 import type { Selftok } from '../tokenizer/model.ts';
+import { readTokens } from '../node/files.ts';
 
 /** Check that a token file belongs to this model; returns its ids in encoder order. */
 export function tokensFor(model: Selftok, path: string, npyOrder: TokenOrder) {
@@ -25,12 +25,7 @@ export function tokensFor(model: Selftok, path: string, npyOrder: TokenOrder) {
 
 /** Read `--noise`: B×C×h×w (as PyTorch draws it) or B×h×w×C, returned as B×h×w×C. */
 function noiseFile(path: string, model: Selftok, B: number): Float32Array {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const bytes = readBytes(path);
   const { values, shape } = decodeNpyFloat(bytes, path);
   const { size: h, channels: c } = model.cfg.image;
   const dims = shape.length === 3 ? [1, ...shape] : shape;

@@ -1,10 +1,10 @@
 import { Command } from 'commander';
 import { basename, join } from 'node:path';
 import { existsSync, readdirSync } from 'node:fs';
-import { gridPng, loadImage } from '../io/image.ts';
+import { gridPng, loadImage } from '../node/image.ts';
 import { encodeAll } from '../eval/evaluate.ts';
 import { psnr, ssim, mean } from '../eval/metrics.ts';
-import { OutputSet } from '../util/fsx.ts';
+import { OutputSet } from '../node/fsx.ts';
 import { arDemo, DEFAULT_AR, DEFAULT_RL } from './ar.ts';
 import { UserError } from '../util/errors.ts';
 import { deviceOption, guidanceOption, loadModel, modelOption, PACKAGE_ROOT, parseInt10, progressBar, startDevice } from './common.ts';

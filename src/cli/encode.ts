@@ -1,10 +1,10 @@
 import { Command, Option } from 'commander';
 import { basename } from 'node:path';
-import { loadImage } from '../io/image.ts';
+import { loadImage } from '../node/image.ts';
 import { encodeNpyInt32, reverseRows, tokenFileJson, type TokenOrder } from '../io/tokens.ts';
 import { encodeAll } from '../eval/evaluate.ts';
 import { UserError } from '../util/errors.ts';
-import { writeFileAtomic } from '../util/fsx.ts';
+import { writeFileAtomic } from '../node/fsx.ts';
 import { deviceOption, loadModel, modelOption, startDevice } from './common.ts';
 
 export function encodeCommand(): Command {

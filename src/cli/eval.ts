@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { openSource } from '../data/source.ts';
 import { evaluate, reportMarkdown } from '../eval/evaluate.ts';
 import { UserError } from '../util/errors.ts';
-import { OutputSet } from '../util/fsx.ts';
+import { OutputSet } from '../node/fsx.ts';
 import { tokenizerCeiling, ceilingMarkdown } from '../ar/ceiling.ts';
 import { deviceOption, guidanceOption, loadModel, modelOption, parseInt10, progressBar, startDevice } from './common.ts';
 

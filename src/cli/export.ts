@@ -3,7 +3,8 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WeightFormat } from '../io/weights.ts';
 import { deviceOption, loadModel, modelOption, startDevice } from './common.ts';
-import { ArModel, isArModelDir, loadArPair, tokenizerDirOf, tokenizerPathFrom } from '../ar/ar-model.ts';
+import { ArModel } from '../ar/ar-model.ts';
+import { isArModelDir, loadArPair, tokenizerDirOf, tokenizerPathFrom, saveModel } from '../node/models.ts';
 
 export function exportCommand(): Command {
   const cmd = new Command('export')
@@ -20,7 +21,7 @@ export function exportCommand(): Command {
     // an AR model directory (config.json with an 'ar' section) or a tokenizer
     const model = isArModelDir(o.model) ? await arForExport(o.model, o.out, o.tokenizer) : loadModel(o.model);
     if (o.name) model.cfg.name = o.name;
-    await model.save(o.out, { format, inference: true });
+    await saveModel(model, o.out, { format, inference: true });
     const bytes = statSync(join(o.out, 'model.safetensors')).size;
     console.log(`exported ${o.model} (step ${model.step}) → ${o.out}: ${(bytes / 2 ** 20).toFixed(2)} MiB ${format}, fingerprint ${model.fingerprint}`);
   });

@@ -1,9 +1,9 @@
 import { Command } from 'commander';
 import { join } from 'node:path';
-import { gridPng, loadImage } from '../io/image.ts';
+import { gridPng, loadImage } from '../node/image.ts';
 import { encodeAll } from '../eval/evaluate.ts';
 import { psnr, ssim } from '../eval/metrics.ts';
-import { OutputSet } from '../util/fsx.ts';
+import { OutputSet } from '../node/fsx.ts';
 import { deviceOption, guidanceOption, loadModel, modelOption, outputNames, parseInt10, progressBar, startDevice } from './common.ts';
 
 export function reconstructCommand(): Command {

@@ -2,12 +2,12 @@
 // Thin: the work is in src/rl/.
 import { Command } from 'commander';
 import { join } from 'node:path';
-import { ArModel, tokenizerDirOf } from '../ar/ar-model.ts';
 import { beforeAfter, rlCurvesPng } from '../rl/figures.ts';
 import { RL_DEFAULTS, runRl } from '../rl/train.ts';
-import { OutputSet } from '../util/fsx.ts';
+import { OutputSet } from '../node/fsx.ts';
 import { DEFAULT_AR, DEFAULT_CFG } from './ar.ts';
 import { deviceOption, loadModel, parseFloatPos, parseInt10, progressBar, startDevice } from './common.ts';
+import { tokenizerDirOf, loadArModel } from '../node/models.ts';
 
 export function rlCommand(): Command {
   const d = RL_DEFAULTS;
@@ -29,7 +29,7 @@ export function rlCommand(): Command {
   return deviceOption(cmd).action(async (o) => {
     await startDevice(o.device);
     const refDir: string = o.model;
-    const tokDir = tokenizerDirOf(refDir, ArModel.load(refDir).tokenizer, o.tokenizer);
+    const tokDir = tokenizerDirOf(refDir, loadArModel(refDir).tokenizer, o.tokenizer);
     const tokenizer = loadModel(tokDir, ['encode', 'render']);
     let bar: ReturnType<typeof progressBar> | null = null;
     const r = await runRl({

@@ -1,11 +1,12 @@
 import { Command } from 'commander';
 import { openSource } from '../data/source.ts';
-import { loadConfig, bitsPerPixel } from '../tokenizer/config.ts';
+import { bitsPerPixel } from '../tokenizer/config.ts';
 import { countParams, type Params } from '../nn/params.ts';
 import { runTraining } from '../train/run.ts';
 import { deviceOption, progressBar, startDevice, trainingOptions } from './common.ts';
 import { adoptRecipe, resumableConfig } from '../train/trainer.ts';
 import { UserError } from '../util/errors.ts';
+import { loadConfig } from '../node/configs.ts';
 
 export function trainCommand(): Command {
   const cmd = new Command('train')

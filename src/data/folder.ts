@@ -4,10 +4,11 @@
 // different folder to `eval` to evaluate on images that training never saw.
 import { readdirSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import { centreCrop, IMAGE_EXTS, randomCrop, readRgb, type RawImage } from '../io/image.ts';
+import { centreCrop, IMAGE_EXTS, randomCrop, readRgb } from '../node/image.ts';
 import { UserError } from '../util/errors.ts';
 import type { Rng } from '../util/rng.ts';
 import type { DataSource, HeldOut } from './source.ts';
+import { type RawImage } from '../io/pixels.ts';
 
 export function listImages(dir: string): string[] {
   return readdirSync(dir)

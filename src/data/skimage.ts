@@ -9,7 +9,7 @@
 // eval on `photos` is comparable between models trained with and without them.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { PACKAGE_ROOT } from '../util/paths.ts';
+import { PACKAGE_ROOT } from '../node/paths.ts';
 import { UserError } from '../util/errors.ts';
 import { listImages } from './folder.ts';
 

@@ -1,9 +1,7 @@
 // Device setup: which jax-js backend computes (engine.md).
-// `auto` = WebGPU when Dawn (the `webgpu` package in Node, navigator.gpu in a
-// browser) gives an adapter, else wasm.
+// `auto` = WebGPU when the platform gives an adapter (navigator.gpu in a browser; Dawn, the
+// `webgpu` package, in Node: src/node/device.ts), else wasm.
 import './polyfills.ts';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { init, defaultDevice, type Device } from '@jax-js/jax';
 import { UserError } from '../util/errors.ts';
 
@@ -13,41 +11,14 @@ export const DEVICE_CHOICES: DeviceChoice[] = ['auto', 'webgpu', 'wasm', 'cpu'];
 let active: Device | null = null;
 
 /**
- * On Linux, Dawn reaches GPUs only through the Vulkan loader; without libvulkan.so.1 it can
- * find no adapter and prints a native warning. `auto` skips it quietly in that case.
+ * How a platform without `navigator.gpu` provides one (Node: Dawn, src/node/device.ts). `quiet`
+ * (for `auto`): give up without native warnings where no GPU can be reached. True when an
+ * adapter is there.
  */
-function vulkanLoaderMissing(): boolean {
-  if (typeof process === 'undefined' || process.platform !== 'linux') return false;
-  const dirs = [
-    ...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean),
-    '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib64', '/lib', '/usr/local/lib',
-  ];
-  return !dirs.some((d) => existsSync(join(d, 'libvulkan.so.1')));
-}
-
-async function installNodeWebGPU(): Promise<boolean> {
-  const g = globalThis as { navigator?: { gpu?: unknown; userAgent?: string } };
-  if (g.navigator?.gpu) return true;
-  if (typeof process === 'undefined' || !process.versions?.node) return false;
-  try {
-    const mod = (await import('webgpu')) as { create: (o: string[]) => unknown; globals: object };
-    Object.assign(globalThis, mod.globals);
-    const gpu = mod.create([]) as { requestAdapter: () => Promise<unknown> };
-    const adapter = await gpu.requestAdapter();
-    if (!adapter) return false;
-    Object.defineProperty(globalThis, 'navigator', {
-      value: { ...(g.navigator ?? {}), gpu, userAgent: 'node' },
-      configurable: true,
-      writable: true,
-    });
-    return true;
-  } catch {
-    return false;
-  }
-}
+export type GpuInstaller = (quiet: boolean) => Promise<boolean>;
 
 /** Initialise jax-js once and make `choice` the default device. Returns the device in use. */
-export async function setupDevice(choice: DeviceChoice = 'auto'): Promise<Device> {
+export async function setupDevice(choice: DeviceChoice = 'auto', installGpu?: GpuInstaller): Promise<Device> {
   if (!DEVICE_CHOICES.includes(choice)) {
     throw new UserError(`--device: unknown device '${choice}' (choose ${DEVICE_CHOICES.join(', ')})`);
   }
@@ -57,12 +28,9 @@ export async function setupDevice(choice: DeviceChoice = 'auto'): Promise<Device
     }
     return active;
   }
-  const g = globalThis as { navigator?: object };
-  const wantGpu = choice === 'webgpu' || (choice === 'auto' && !vulkanLoaderMissing());
-  const haveGpu = wantGpu ? await installNodeWebGPU() : false;
-  if (!g.navigator) {
-    Object.defineProperty(globalThis, 'navigator', { value: { userAgent: 'node' }, configurable: true, writable: true });
-  }
+  const g = globalThis as { navigator?: { gpu?: unknown } };
+  const wantGpu = choice === 'webgpu' || choice === 'auto';
+  const haveGpu = wantGpu && (g.navigator?.gpu ? true : installGpu ? await installGpu(choice === 'auto') : false);
   // the wasm worker pool (threads) is decided when jax-js is imported: see wasm-threads.ts
   const available = await init();
   let device: Device;

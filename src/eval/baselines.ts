@@ -9,9 +9,9 @@
 //                  (src/nn/mobilenet-v2.ts: an LPIPS-like substitute, uncalibrated; lower is closer)
 import { jit, numpy as np, tree } from '@jax-js/jax';
 import sharp from 'sharp';
-import { toFloat, toUint8 } from '../io/image.ts';
 import { MobileNetV2, mobilenetDistance, PERCEPTUAL_TAPS, type MobileNetWeights } from '../nn/mobilenet-v2.ts';
 import { mean, psnr, ssim } from './metrics.ts';
+import { toFloat, toUint8 } from '../io/pixels.ts';
 
 /** Side of the square thumbnail whose raw 24-bit pixels hold `bits` bits (rounded). */
 export function thumbnailSide(bits: number): number {

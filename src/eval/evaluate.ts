@@ -5,7 +5,7 @@
 // renderer is measured too. The token-swap probe shows what the coarse (high-index) and
 // fine (low-index) tokens carry.
 import type { DataSource } from '../data/source.ts';
-import { gridPng } from '../io/image.ts';
+import { gridPng } from '../node/image.ts';
 import type { Selftok } from '../tokenizer/model.ts';
 import { scoreAll, thumbnailBaselines, type Baselines } from './baselines.ts';
 import { mean, psnr, ssim, SSIM_WINDOW } from './metrics.ts';

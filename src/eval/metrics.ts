@@ -5,7 +5,7 @@
 //        [0, 1]: 7×7 uniform window, K1 = 0.01, K2 = 0.03, sample covariance (N/(N−1)),
 //        data_range = max − min of the reference, mean over the window centres at least
 //        3 pixels from the border, averaged over channels.
-import { toUint8 } from '../io/image.ts';
+import { toUint8 } from '../io/pixels.ts';
 
 /** PSNR in dB of one HWC image pair in [−1, 1] after the 8-bit round trip (∞ if identical). */
 export function psnr(ref: Float32Array, test: Float32Array): number {

@@ -6,12 +6,14 @@
 // (containers, strings, numbers, memo) and calls only the few globals a state dict uses,
 // each implemented here (OrderedDict, tensor rebuilds, the storage types). Anything else
 // stops the read with an error naming it; nothing in the file is ever executed.
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, fstatSync } from 'node:fs';
+import { openForReading } from '../node/fsx.ts';
 import { UserError } from '../util/errors.ts';
 import { entryDataOffset, readAt, readZipDirectory, readZipEntry, type ZipEntry } from './zip.ts';
 
-export type DType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
-export const DTYPE_BYTES: Record<DType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+import { DTYPE_BYTES, type DType } from '../io/checkpoint.ts';
+
+export { toFloat32, DTYPE_BYTES, type DType } from '../io/checkpoint.ts';
 
 const STORAGE_DTYPES: Record<string, DType> = {
   FloatStorage: 'F32', HalfStorage: 'F16', BFloat16Storage: 'BF16', DoubleStorage: 'F64', LongStorage: 'I64',
@@ -224,12 +226,7 @@ export class TorchCheckpoint {
   ) {}
 
   static open(path: string): TorchCheckpoint {
-    let fd: number;
-    try {
-      fd = openSync(path, 'r');
-    } catch (e) {
-      throw new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
+    const fd = openForReading(path);
     try {
       const size = fstatSync(fd).size;
       let entries: ZipEntry[];
@@ -311,37 +308,4 @@ export class TorchCheckpoint {
   close(): void {
     closeSync(this.fd);
   }
-}
-
-/** Raw little-endian elements of `dtype` as float32 (integers and booleans by value). */
-export function toFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
-  const n = bytes.length / DTYPE_BYTES[dtype];
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out = new Float32Array(n);
-  switch (dtype) {
-    case 'F32': for (let i = 0; i < n; i++) out[i] = dv.getFloat32(4 * i, true); break;
-    case 'F64': for (let i = 0; i < n; i++) out[i] = dv.getFloat64(8 * i, true); break;
-    case 'BF16': {
-      const u32 = new Uint32Array(1);
-      const f32 = new Float32Array(u32.buffer);
-      for (let i = 0; i < n; i++) { u32[0] = dv.getUint16(2 * i, true) << 16; out[i] = f32[0]; }
-      break;
-    }
-    case 'F16': for (let i = 0; i < n; i++) out[i] = halfToFloat(dv.getUint16(2 * i, true)); break;
-    case 'I64': for (let i = 0; i < n; i++) out[i] = Number(dv.getBigInt64(8 * i, true)); break;
-    case 'I32': for (let i = 0; i < n; i++) out[i] = dv.getInt32(4 * i, true); break;
-    case 'I16': for (let i = 0; i < n; i++) out[i] = dv.getInt16(2 * i, true); break;
-    case 'I8': for (let i = 0; i < n; i++) out[i] = dv.getInt8(i); break;
-    case 'U8': case 'BOOL': for (let i = 0; i < n; i++) out[i] = bytes[i]; break;
-  }
-  return out;
-}
-
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
 }

@@ -1,51 +1,76 @@
 // Model files (config.json, model.safetensors) read the same way from a directory or over HTTP
-// (as transformers.js does): a location is a folder path or an http(s) URL of a folder.
-// fetch is in Node ≥ 18 and every browser; the file system is imported only for a folder, so a
-// page that loads models by URL never reaches for it.
-import { safetensorsFromBytes, type CheckpointReader } from '../import/checkpoint.ts';
+// (as transformers.js does): a location is an http(s) URL of a folder (fetch, in Node ≥ 18 and
+// every browser) or, in Node, a folder path (the file system, registered by src/node/files.ts,
+// so that this module imports nothing a page lacks).
+import { safetensorsFromBytes, type CheckpointReader } from './checkpoint.ts';
+import type { PendingTensor } from './safetensors.ts';
 import { UserError } from '../util/errors.ts';
 import { parseJson } from '../util/json.ts';
 
 export const isUrl = (location: string): boolean => /^https?:\/\//i.test(location);
 
-/** The bytes of `name` in the model folder `location`, or null when it has no such file. */
-export async function readModelFile(location: string, name: string): Promise<Uint8Array | null> {
-  if (isUrl(location)) {
-    const url = new URL(name, location.endsWith('/') ? location : `${location}/`).href;
-    let res: Response;
-    try {
-      res = await fetch(url);
-    } catch (e) {
-      throw new UserError(`${url}: cannot fetch (${(e as Error).message})`);
-    }
-    if (res.status === 404) return null;
-    if (!res.ok) throw new UserError(`${url}: HTTP ${res.status} ${res.statusText}`);
-    return new Uint8Array(await res.arrayBuffer());
-  }
-  const { readFile } = await import('node:fs/promises');
-  const { join } = await import('node:path');
-  try {
-    return new Uint8Array(await readFile(join(location, name)));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new UserError(`${location}/${name}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+/** A model folder: its files by name (config.json, model.safetensors). */
+export interface ModelFiles {
+  /** The folder as messages name it: a path or a URL. */
+  readonly where: string;
+  /** A file's bytes, or null when the folder has no such file. */
+  read(name: string): Promise<Uint8Array | null>;
+}
+
+/** The model folder at an http(s) URL, read with fetch (browsers and Node ≥ 18). */
+export function httpFiles(url: string): ModelFiles {
+  const base = url.endsWith('/') ? url : `${url}/`;
+  return {
+    where: url,
+    async read(name) {
+      const at = new URL(name, base).href;
+      let res: Response;
+      try {
+        res = await fetch(at);
+      } catch (e) {
+        throw new UserError(`${at}: cannot fetch (${(e as Error).message})`);
+      }
+      if (res.status === 404) return null;
+      if (!res.ok) throw new UserError(`${at}: HTTP ${res.status} ${res.statusText}`);
+      return new Uint8Array(await res.arrayBuffer());
+    },
+  };
+}
+
+let folderFiles: ((dir: string) => ModelFiles) | null = null;
+
+/** How this platform reads a folder path; Node's file system registers itself (src/node/files.ts). A page has none. */
+export function useFolderFiles(make: (dir: string) => ModelFiles): void {
+  folderFiles = make;
+}
+
+/** A location (a URL, a folder path where the platform has folders, or ModelFiles) as ModelFiles. */
+export function modelFiles(location: string | ModelFiles): ModelFiles {
+  if (typeof location !== 'string') return location;
+  if (isUrl(location)) return httpFiles(location);
+  if (!folderFiles) throw new UserError(`${location}: not an http(s) URL (a folder path is read only in Node; a page loads models by URL)`);
+  return folderFiles(location);
 }
 
 /** A model folder read whole: its parsed config.json and a reader over its model.safetensors (to close), with the weights' fingerprint. */
-export type ModelFolder = { config: unknown; configWhere: string; weights: CheckpointReader; fingerprint: string };
+export type ModelFolder = { where: string; config: unknown; configWhere: string; weights: CheckpointReader; fingerprint: string };
+
+/** A model as its folder stores it, for a writer (Node: src/node/models.ts writeModelFolder): config.json's object, the weights and their metadata. */
+export type StoredModel = { config: unknown; weights: Map<string, PendingTensor>; metadata: Record<string, string> };
 
 /** Read `location` (a folder or a URL); `what` names the kind in the error when a file is missing ("a model"). */
-export async function readModelFolder(location: string, what: string): Promise<ModelFolder> {
+export async function readModelFolder(location: string | ModelFiles, what: string): Promise<ModelFolder> {
+  const files = modelFiles(location);
+  const where = files.where;
   const need = async (name: string): Promise<Uint8Array> => {
-    const b = await readModelFile(location, name);
-    if (!b) throw new UserError(`${location}: not ${what} (no ${name})`);
+    const b = await files.read(name);
+    if (!b) throw new UserError(`${where}: not ${what} (no ${name})`);
     return b;
   };
-  const configWhere = `${location}/config.json`;
+  const configWhere = `${where}/config.json`;
   const config = parseJson(await need('config.json'), configWhere);
   const w = await need('model.safetensors');
-  return { config, configWhere, weights: safetensorsFromBytes(w, `${location}/model.safetensors`), fingerprint: await bytesFingerprint(w) };
+  return { where, config, configWhere, weights: safetensorsFromBytes(w, `${where}/model.safetensors`), fingerprint: await bytesFingerprint(w) };
 }
 
 /** sha256 of bytes, 16 hex: the same identity as fileFingerprint of the file they came from (WebCrypto, in Node and browsers). */

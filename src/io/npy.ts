@@ -6,13 +6,13 @@ export type NpyArray = { descr: string; shape: number[]; data: Uint8Array };
 
 /** Parse a .npy file's header; refuses Fortran order. */
 export function parseNpy(bytes: Uint8Array, where: string): NpyArray {
-  const magic = Buffer.from(bytes.subarray(0, 6)).toString('latin1');
+  const magic = String.fromCharCode(...bytes.subarray(0, 6));
   if (bytes.length < 10 || magic !== '\x93NUMPY') throw new UserError(`${where}: not a .npy file`);
   const major = bytes[6];
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const hlen = major === 1 ? dv.getUint16(8, true) : dv.getUint32(8, true);
   const hstart = major === 1 ? 10 : 12;
-  const header = Buffer.from(bytes.subarray(hstart, hstart + hlen)).toString('latin1');
+  const header = String.fromCharCode(...bytes.subarray(hstart, hstart + hlen));
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
   const shape = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1].split(',').map((s) => s.trim()).filter(Boolean).map(Number);
   if (!descr || !shape) throw new UserError(`${where}: corrupt .npy header`);

@@ -2,7 +2,6 @@
 // {name: {dtype, shape, data_offsets}, __metadata__: {string: string}}, then the raw
 // little-endian tensor bytes. Small enough to implement here, and then we control
 // the error messages for truncated or mismatched files.
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { UserError } from '../util/errors.ts';
 
 export type TensorDType = 'F32' | 'F16' | 'I32';
@@ -24,7 +23,7 @@ export function encodeSafetensors(tensors: Map<string, Tensor>, metadata: Record
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (json.length % 8)) % 8); // align the data to 8 bytes
-  const hbytes = Buffer.from(json, 'utf8');
+  const hbytes = new TextEncoder().encode(json);
   const out = new Uint8Array(8 + hbytes.length + offset);
   new DataView(out.buffer).setBigUint64(0, BigInt(hbytes.length), true);
   out.set(hbytes, 8);
@@ -38,6 +37,11 @@ export function encodeSafetensors(tensors: Map<string, Tensor>, metadata: Record
   return out;
 }
 
+/** The dtypes a stored model's tensors take (io/weights.ts). */
+export type StreamDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I8';
+/** A tensor to write: its bytes come from `data()` when its turn comes (a model larger than one buffer is written tensor by tensor). */
+export type PendingTensor = { dtype: StreamDType; shape: number[]; data: () => Uint8Array | Promise<Uint8Array> };
+
 export type SafetensorsFile = { tensors: Map<string, Tensor>; metadata: Record<string, string> };
 
 export function decodeSafetensors(bytes: Uint8Array, where: string): SafetensorsFile {
@@ -47,7 +51,7 @@ export function decodeSafetensors(bytes: Uint8Array, where: string): Safetensors
   if (hlen <= 0 || 8 + hlen > bytes.length) throw new UserError(`${where}: truncated or corrupt safetensors header`);
   let header: Record<string, { dtype: TensorDType; shape: number[]; data_offsets: [number, number] }>;
   try {
-    header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + hlen)).toString('utf8'));
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + hlen)));
   } catch {
     throw new UserError(`${where}: corrupt safetensors header (not JSON)`);
   }
@@ -70,40 +74,6 @@ export function decodeSafetensors(bytes: Uint8Array, where: string): Safetensors
     tensors.set(name, { dtype, shape, data });
   }
   return { tensors, metadata };
-}
-
-/** Only the `__metadata__` of a safetensors file: reads the header, not the tensors. */
-export function readSafetensorsMetadata(path: string): Record<string, string> {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  try {
-    const len = Buffer.alloc(8);
-    if (readSync(fd, len, 0, 8, 0) < 8) throw new UserError(`${path}: truncated safetensors file`);
-    const hlen = Number(len.readBigUInt64LE(0));
-    const header = Buffer.alloc(hlen);
-    if (hlen <= 0 || readSync(fd, header, 0, hlen, 8) < hlen) throw new UserError(`${path}: truncated or corrupt safetensors header`);
-    try {
-      return (JSON.parse(header.toString('utf8')).__metadata__ ?? {}) as Record<string, string>;
-    } catch {
-      throw new UserError(`${path}: corrupt safetensors header (not JSON)`);
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
-
-export function readSafetensors(path: string): SafetensorsFile {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  return decodeSafetensors(bytes, path);
 }
 
 // ---- float16 storage (shipped weights) ---------------------------------------------

@@ -2,7 +2,6 @@
 // their order; `.npy`: int32 B×K, as the official Python pipeline's token.npy.
 // Order "encoder" = index 0 (finest, always visible) first; "ar" = reversed, coarse to
 // fine, what an autoregressive model consumes (spec §2.4, §12.2).
-import { readFileSync } from 'node:fs';
 import { parseNpy } from './npy.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -37,9 +36,9 @@ export function encodeNpyInt32(ids: Int32Array, B: number, K: number): Uint8Arra
   const total = 10 + header.length + 1;
   header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
   const out = new Uint8Array(10 + header.length + ids.byteLength);
-  out.set([0x93, ...Buffer.from('NUMPY'), 1, 0], 0);
+  out.set([0x93, ...new TextEncoder().encode('NUMPY'), 1, 0], 0);
   new DataView(out.buffer).setUint16(8, header.length, true);
-  out.set(Buffer.from(header, 'latin1'), 10);
+  out.set(new TextEncoder().encode(header), 10); // ASCII
   out.set(new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength), 10 + header.length);
   return out;
 }
@@ -62,21 +61,15 @@ export function decodeNpyInt(bytes: Uint8Array, where: string): { ids: Int32Arra
 
 export type LoadedTokens = { ids: Int32Array; B: number; K: number; names: string[]; model: TokenFile['model'] | null; codebookSize: number | null };
 
-/** Read a token file (JSON or .npy), returning ids in encoder order. */
-export function readTokens(path: string, npyOrder: TokenOrder = 'encoder'): LoadedTokens {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+/** A token file's bytes (JSON or .npy, by the name `path`), returning ids in encoder order. */
+export function parseTokens(bytes: Uint8Array, path: string, npyOrder: TokenOrder = 'encoder'): LoadedTokens {
   if (path.toLowerCase().endsWith('.npy')) {
     const { ids, B, K } = decodeNpyInt(bytes, path);
     return { ids: npyOrder === 'ar' ? reverseRows(ids, K) : ids, B, K, names: Array.from({ length: B }, (_, i) => `image-${i}`), model: null, codebookSize: null };
   }
   let f: TokenFile;
   try {
-    f = JSON.parse(bytes.toString('utf8'));
+    f = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
     throw new UserError(`${path}: not a token file (neither JSON nor .npy)`);
   }

@@ -4,9 +4,9 @@
 // NAME + SCALE_SUFFIX. Only matrices of at least INT8_MIN_SIZE values are quantized; vectors,
 // embeddings of discrete codes (the VQ codebook) and small tensors stay float16. Readers see
 // float32 either way (readWeight).
-import type { CheckpointReader, TensorInfo } from '../import/checkpoint.ts';
+import type { CheckpointReader, TensorInfo } from './checkpoint.ts';
 import { toHalf } from './safetensors.ts';
-import type { StreamDType } from './safetensors-stream.ts';
+import type { StreamDType } from './safetensors.ts';
 import { UserError } from '../util/errors.ts';
 
 export type WeightFormat = 'float32' | 'float16' | 'int8';

@@ -2,7 +2,7 @@
 // model, token entropy against the step) and samples of the same held-out prompts and seeds
 // before and after RL.
 import { plotPng, type Series } from '../eval/plot.ts';
-import { gridPng } from '../io/image.ts';
+import { gridPng } from '../node/image.ts';
 import type { ArModel, ImageSampling } from '../ar/ar-model.ts';
 import { tokensToImages } from '../ar/evaluate.ts';
 import { CATEGORIES, promptOf, promptText } from '../ar/scenes.ts';

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { jit, numpy as np, tree, valueAndGrad, type OwnedFunction } from '@jax-js/jax';
 import { packTree } from '../nn/optim.ts';
 import type { Params } from '../nn/params.ts';
-import { ArModel, tokenizerPathFrom, type SampleStats } from '../ar/ar-model.ts';
+import { ArModel, type SampleStats } from '../ar/ar-model.ts';
 import { toBytes } from '../ar/evaluate.ts';
 import { arForward, type ArParams } from '../ar/model.ts';
 import { CATEGORIES, promptOf, promptText, type PromptSpec } from '../ar/scenes.ts';
@@ -22,6 +22,7 @@ import type { Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
 import { groupAdvantages, grpoLoss, klK3, visualLogProbs, visualOnlyBias, zeroVariance } from './grpo.ts';
+import { tokenizerPathFrom, loadArModel } from '../node/models.ts';
 
 export type RlConfig = {
   /** RL steps (one update each). */
@@ -98,7 +99,7 @@ export class GrpoTrainer {
    */
   static async open(refDir: string, tokenizer: Selftok, out: string, cfg: RlConfig, resume: boolean): Promise<GrpoTrainer> {
     if (!tokenizer.hasRenderer) throw new UserError(`tokenizer ${tokenizer.cfg.name} has no renderer: RL decodes every sample in one pass (train one with selftok train-renderer)`);
-    const ref = ArModel.load(refDir);
+    const ref = loadArModel(refDir);
     await ref.checkTokenizer(tokenizer, refDir);
     const state = join(out, AR_STATE_FILE);
     if (existsSync(state)) {
@@ -111,7 +112,7 @@ export class GrpoTrainer {
       return new GrpoTrainer(policy, ref, { ...saved, steps: cfg.steps }, tokenizer);
     }
     if (resume) throw new UserError(`${out}: nothing to resume (no ${AR_STATE_FILE})`);
-    const policy = ArTrainer.fromModel(ArModel.load(refDir), cfg.seed);
+    const policy = ArTrainer.fromModel(loadArModel(refDir), cfg.seed);
     policy.model.step = 0;
     const recorded = ref.tokenizer.path;
     // the tokenizer the reference records, re-rooted at the output directory

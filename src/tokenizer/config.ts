@@ -1,12 +1,8 @@
 // A model is config + weights (diffusers style). Configs are plain JSON; the named
-// ones live in configs/*.json and ship with the package.
+// ones live in configs/*.json and ship with the package (read in Node: src/node/configs.ts).
 import { spatialRegions } from './spatial.ts';
 import type { OptimizerSettings } from '../nn/optim.ts';
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { UserError } from '../util/errors.ts';
-import { readJsonFile } from '../util/fsx.ts';
-import { PACKAGE_ROOT } from '../util/paths.ts';
 import type { QuantizerConfig } from './quantizer.ts';
 import type { ScheduleConfig } from './schedule.ts';
 import type { VaeConfig } from '../vae/sd3-vae.ts';
@@ -97,25 +93,6 @@ export type SelftokConfig = {
    */
   sampler: { steps: number; guidance: number; grid?: 'exact' | 'float32'; temperature?: number };
 };
-
-export const CONFIG_DIR = PACKAGE_ROOT && join(PACKAGE_ROOT, 'configs');
-
-export function namedConfigs(): string[] {
-  return readdirSync(CONFIG_DIR).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
-}
-
-/** Load a config by name (configs/NAME.json) or from a JSON file path, and validate it. */
-export function loadConfig(nameOrFile: string): SelftokConfig {
-  let path: string;
-  if (/^[a-z0-9-]+$/i.test(nameOrFile) && existsSync(join(CONFIG_DIR, `${nameOrFile}.json`))) {
-    path = join(CONFIG_DIR, `${nameOrFile}.json`);
-  } else if (existsSync(nameOrFile)) {
-    path = nameOrFile;
-  } else {
-    throw new UserError(`--config ${nameOrFile}: no such named config (${namedConfigs().join(', ')}) or file`);
-  }
-  return validateConfig(readJsonFile(path), path);
-}
 
 export function validateConfig(raw: unknown, where: string): SelftokConfig {
   const c = raw as SelftokConfig;

@@ -1,20 +1,15 @@
 // The public model: config + weights + codebook, with encode / decode (and render,
 // see renderer.ts). The CLI and the demo are thin layers over this class.
-import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readSync } from 'node:fs';
-import { join } from 'node:path';
 import { jit, numpy as np, random, tree, type OwnedFunction } from '@jax-js/jax';
-import { countParams, flattenParams, Init, mapParams, type Params } from '../nn/params.ts';
+import { flattenParams, Init, mapParams, type Params } from '../nn/params.ts';
 import { JitCache } from '../engine/jit-cache.ts';
 import { readWeight, storeWeight, type WeightFormat } from '../io/weights.ts';
-import { fromHalf, toHalf, type Tensor } from '../io/safetensors.ts';
-import { writeSafetensorsStreamed, type PendingTensor } from '../io/safetensors-stream.ts';
-import { openCheckpoint, type CheckpointReader } from '../import/checkpoint.ts';
-import { readModelFolder, sha256Hex16 } from '../io/model-files.ts';
+import { fromHalf, toHalf, type PendingTensor, type Tensor } from '../io/safetensors.ts';
+import type { CheckpointReader } from '../io/checkpoint.ts';
+import { readModelFolder, sha256Hex16, type ModelFiles, type StoredModel } from '../io/model-files.ts';
 import { activeDevice } from '../engine/device.ts';
 import { initVae, Sd3Vae, type VaeParams } from '../vae/sd3-vae.ts';
 import { UserError } from '../util/errors.ts';
-import { readJsonFile, writeFileAtomic } from '../util/fsx.ts';
 import { Rng } from '../util/rng.ts';
 import { bitsPerPixel, pixelSize, validateConfig, type SelftokConfig } from './config.ts';
 import { decoderNet, embedNoisy, initDecoder, type DecoderParams } from './decoder.ts';
@@ -79,19 +74,6 @@ export type DecodeOptions = {
   onStep?: (i: number, n: number) => void;
 };
 
-/** sha256 of a file's bytes (16 hex), read in chunks: the model's identity in token files. */
-export function fileFingerprint(path: string): string {
-  const h = createHash('sha256');
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.alloc(1 << 24);
-    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
-  } finally {
-    closeSync(fd);
-  }
-  return h.digest('hex').slice(0, 16);
-}
-
 /** One compiled Euler step: (decoder, x, t, Δt, tokens, mask, guidance) → next x. */
 type EulerStep = (dec: DecoderParams, x: np.Array, t: np.Array, dt: np.Array, tokens: np.Array, mask: np.Array, w: np.Array) => np.Array;
 
@@ -101,7 +83,7 @@ export class Selftok {
   fingerprint = 'unsaved';
   /** Training step the weights come from. */
   step = 0;
-  /** The parts whose weights are loaded (Selftok.load with `parts`); the others are lazy zeros. */
+  /** The parts whose weights are loaded (loadSelftok or Selftok.open with `parts`); the others are lazy zeros. */
   parts: readonly ModelPart[] = ALL_PARTS;
   private jitCache = new JitCache();
 
@@ -181,28 +163,13 @@ export class Selftok {
   // ---------------------------------------------------------------- files -----------
 
   /**
-   * Load `DIR/config.json` + `DIR/model.safetensors`, checking every tensor's name and shape.
-   * Tensors are read one at a time (a model can be larger than memory allows for one buffer),
-   * and a model whose float32 weights cannot fit the wasm device stops before loading.
+   * A model folder (config.json + model.safetensors) from an http(s) URL, or in Node a folder
+   * path (io/model-files.ts): how a web page loads a model. The weights file is read whole;
+   * Node's loadSelftok (src/node/models.ts) reads a folder tensor by tensor instead.
    */
-  static load(dir: string, parts: readonly ModelPart[] = ALL_PARTS): Selftok {
-    const cfgPath = join(dir, 'config.json');
-    const wPath = join(dir, 'model.safetensors');
-    if (!existsSync(cfgPath)) throw new UserError(`${dir}: not a model directory (no config.json)`);
-    if (!existsSync(wPath)) throw new UserError(`${dir}: no model.safetensors`);
-    const cfg = validateConfig(readJsonFile(cfgPath), cfgPath);
-    const model = Selftok.fromCheckpoint(cfg, openCheckpoint(wPath), dir, parts);
-    model.fingerprint = fileFingerprint(wPath);
-    return model;
-  }
-
-  /**
-   * As `load`, from a folder path or an http(s) URL of a model folder (the same two files;
-   * io/model-files.ts): how a web page loads a model. The weights file is read whole.
-   */
-  static async open(location: string, parts: readonly ModelPart[] = ALL_PARTS): Promise<Selftok> {
+  static async open(location: string | ModelFiles, parts: readonly ModelPart[] = ALL_PARTS): Promise<Selftok> {
     const f = await readModelFolder(location, 'a model');
-    const model = Selftok.fromCheckpoint(validateConfig(f.config, f.configWhere), f.weights, location, parts);
+    const model = Selftok.fromCheckpoint(validateConfig(f.config, f.configWhere), f.weights, f.where, parts);
     model.fingerprint = f.fingerprint;
     return model;
   }
@@ -212,7 +179,7 @@ export class Selftok {
    * name and shape; tensors are read one at a time (a model can be larger than memory allows for
    * one buffer), and a model whose float32 weights cannot fit the wasm device stops before loading.
    */
-  private static fromCheckpoint(cfg: SelftokConfig, ck: CheckpointReader, where: string, parts: readonly ModelPart[]): Selftok {
+  static fromCheckpoint(cfg: SelftokConfig, ck: CheckpointReader, where: string, parts: readonly ModelPart[]): Selftok {
     const wPath = ck.path;
     try {
       const keys = ck.keys();
@@ -302,24 +269,21 @@ export class Selftok {
   }
 
   /**
-   * Write config.json + model.safetensors atomically; updates the fingerprint. `format`: the
-   * weights' storage (io/weights.ts; default float32); the encoder and the codebook are never
-   * int8 (they decide the tokens, and are small).
+   * What the model's folder holds (a writer puts it on disk: src/node/models.ts): config.json's
+   * object and the weights. `format`: their storage (io/weights.ts; default float32); the encoder
+   * and the codebook are never int8 (they decide the tokens, and are small). `inference`
+   * (export): without the training-only layout probe, in the weights and the config.
    */
-  async save(dir: string, opts: { format?: WeightFormat; inference?: boolean } = {}): Promise<void> {
-    const path = join(dir, 'model.safetensors');
+  async stored(opts: { format?: WeightFormat; inference?: boolean } = {}): Promise<StoredModel> {
     const format = opts.format ?? 'float32';
-    const pending = new Map<string, PendingTensor>();
-    // `inference` (export): without the training-only layout probe, in the weights and the config
+    const weights = new Map<string, PendingTensor>();
     const cfg = opts.inference ? structuredClone(this.cfg) : this.cfg;
     if (opts.inference) delete cfg.train.probe;
     for (const [name, t] of await this.tensors(false)) {
       if (opts.inference && name.startsWith('enc.probe.')) continue;
-      for (const [k, st] of storeWeight(name, t.data as Float32Array, t.shape, format, name === 'quantizer.codebook' || name.startsWith('enc.'))) pending.set(k, { dtype: st.dtype, shape: st.shape, data: () => st.bytes });
+      for (const [k, st] of storeWeight(name, t.data as Float32Array, t.shape, format, name === 'quantizer.codebook' || name.startsWith('enc.'))) weights.set(k, { dtype: st.dtype, shape: st.shape, data: () => st.bytes });
     }
-    await writeSafetensorsStreamed(path, pending, { format: 'selftok', step: String(this.step), config: cfg.name, weights: format });
-    writeFileAtomic(join(dir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
-    this.fingerprint = fileFingerprint(path);
+    return { config: cfg, weights, metadata: { format: 'selftok', step: String(this.step), config: cfg.name, weights: format } };
   }
 
   // ------------------------------------------------------------- compute -----------

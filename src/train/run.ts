@@ -3,10 +3,10 @@
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DataSource } from '../data/source.ts';
-import { gridPng } from '../io/image.ts';
+import { gridPng } from '../node/image.ts';
 import type { SelftokConfig } from '../tokenizer/config.ts';
 import { UserError } from '../util/errors.ts';
-import { writeFileAtomic } from '../util/fsx.ts';
+import { writeFileAtomic } from '../node/fsx.ts';
 import { STATE_FILE, Trainer, type StepLog } from './trainer.ts';
 
 export type TrainRunOptions = {

@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { jit, numpy as np, random, tree, valueAndGrad, type OwnedFunction } from '@jax-js/jax';
 import { adamInit, makeAdamUpdate, momentTensors, momentsFromTensors, packTree, paramLayout, type AdamState, type ParamLayout } from '../nn/optim.ts';
 import { type Params } from '../nn/params.ts';
-import { asFloat32, encodeSafetensors, readSafetensors, readSafetensorsMetadata, type Tensor } from '../io/safetensors.ts';
+import { asFloat32, encodeSafetensors, type Tensor } from '../io/safetensors.ts';
 import type { DataSource } from '../data/source.ts';
 import { NonFiniteLossError, UserError } from '../util/errors.ts';
-import { writeFileAtomic } from '../util/fsx.ts';
+import { writeFileAtomic } from '../node/fsx.ts';
 import { Rng } from '../util/rng.ts';
 import { validateConfig, type SelftokConfig } from '../tokenizer/config.ts';
 import { encodeFeatures } from '../tokenizer/encoder.ts';
@@ -21,6 +21,8 @@ import { selftokLoss, type LossAux, type TrainBatch } from './loss.ts';
 import { perceptualWeight, rendererLoss, type Perceptual, type PerceptualKind, type RendererAux, type RendererBatch } from './renderer-loss.ts';
 import { MobileNetV2, PERCEPTUAL_TAPS, type MobileNetWeights } from '../nn/mobilenet-v2.ts';
 import type { RendererParams } from '../tokenizer/renderer.ts';
+import { readSafetensors, readSafetensorsMetadata } from '../node/safetensors-files.ts';
+import { saveModel } from '../node/models.ts';
 
 export const STATE_FILE = 'train-state.safetensors';
 
@@ -375,7 +377,7 @@ export class Trainer {
       ...extraMeta,
     };
     writeFileAtomic(join(dir, STATE_FILE), encodeSafetensors(tensors, meta));
-    await this.model.save(dir);
+    await saveModel(this.model, dir);
     this.lastSaved = this.step;
   }
 

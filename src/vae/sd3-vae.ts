@@ -21,7 +21,7 @@
 // 1300 ms with O×I×kh×kw slices, 43 ms with kh×kw×I×O). Activations are NHWC; convolutions are
 // sums of shifted matmuls.
 import { jit, numpy as np, nn, tree } from '@jax-js/jax';
-import { Init, type Params } from '../nn/params.ts';
+import { Init } from '../nn/params.ts';
 
 export type VaeConfig = {
   /** Base width (SD3: 128) and per-level multipliers (SD3: 1, 2, 4, 4). Widths must be multiples of 32 (GroupNorm). */

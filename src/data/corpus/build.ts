@@ -14,7 +14,7 @@ import { basename, dirname, join, relative } from 'node:path';
 import sharp from 'sharp';
 import { unzipSync } from 'fflate';
 import { UserError } from '../../util/errors.ts';
-import { writeFileAtomic } from '../../util/fsx.ts';
+import { writeFileAtomic } from '../../node/fsx.ts';
 import { licenceOf, parseCopyright, type Stanza } from './copyright.ts';
 import { readRcc } from './rcc.ts';
 import { RESERVED_PACKAGES, SOURCES, type SourceRule } from './sources.ts';

@@ -3,10 +3,11 @@
 // histograms of the training and validation images, so that a skewed corpus shows.
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { centreCrop, readRgb, toUint8 } from '../../io/image.ts';
+import { centreCrop, readRgb } from '../../node/image.ts';
 import { plotPng } from '../../eval/plot.ts';
-import { writeFileAtomic } from '../../util/fsx.ts';
+import { writeFileAtomic } from '../../node/fsx.ts';
 import type { CorpusImage, Manifest } from './build.ts';
+import { toUint8 } from '../../io/pixels.ts';
 
 const BINS = 32;
 

@@ -5,9 +5,9 @@
 // gets when they give the model their own photo.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { centreCrop } from '../../io/image.ts';
+import { centreCrop } from '../../node/image.ts';
 import { UserError } from '../../util/errors.ts';
-import { PACKAGE_ROOT } from '../../util/paths.ts';
+import { PACKAGE_ROOT } from '../../node/paths.ts';
 import type { Rng } from '../../util/rng.ts';
 import { cropBatch, ImageCache } from '../folder.ts';
 import type { DataSource, HeldOut } from '../source.ts';

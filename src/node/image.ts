@@ -1,22 +1,17 @@
-// Image files in and out (sharp). Internally an image is HWC float32 in [−1, 1]
-// (pixel/127.5 − 1, spec §1.1).
+// Image files in and out in Node (sharp): decode, crop and resize, PNG. Internally an image is
+// HWC float32 in [−1, 1] (pixel/127.5 − 1, spec §1.1; io/pixels.ts). A page uses the canvas instead
+// (src/browser/image.ts).
 import sharp from 'sharp';
-import { readFileSync } from 'node:fs';
+import { readBytes } from './fsx.ts';
 import { UserError } from '../util/errors.ts';
+import { tile, toFloat, toUint8, type RawImage } from '../io/pixels.ts';
 import type { Rng } from '../util/rng.ts';
 
 export const IMAGE_EXTS = ['.png', '.jpg', '.jpeg', '.webp'];
 
-export type RawImage = { data: Uint8Array; width: number; height: number };
-
 /** Decode any image file to 8-bit RGB; a one-line UserError names the file otherwise. */
 export async function readRgb(path: string): Promise<RawImage> {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const bytes = readBytes(path);
   try {
     const { data, info } = await sharp(bytes).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`${info.channels} channels`);
@@ -59,48 +54,12 @@ export async function loadImage(path: string, size: number): Promise<Float32Arra
   return centreCrop(await readRgb(path), size);
 }
 
-export function toFloat(u8: Uint8Array): Float32Array {
-  const out = new Float32Array(u8.length);
-  for (let i = 0; i < u8.length; i++) out[i] = u8[i] / 127.5 - 1;
-  return out;
-}
-
-/** [−1, 1] floats → 8-bit, as torchvision save_image: clamp, ×255 + 0.5, truncate (spec §9). */
-export function toUint8(x: Float32Array): Uint8Array {
-  const out = new Uint8Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const v = Math.min(1, Math.max(-1, x[i])) * 0.5 + 0.5;
-    out[i] = Math.min(255, Math.floor(v * 255 + 0.5));
-  }
-  return out;
-}
-
 /** Encode HWC [−1, 1] floats (or 8-bit) as PNG bytes. */
 export async function encodePng(x: Float32Array | Uint8Array, width: number, height: number, scale = 1): Promise<Uint8Array> {
   const u8 = x instanceof Float32Array ? toUint8(x) : x;
   let s = sharp(Buffer.from(u8.buffer, u8.byteOffset, u8.length), { raw: { width, height, channels: 3 } });
   if (scale !== 1) s = s.resize(width * scale, height * scale, { kernel: 'nearest' });
   return new Uint8Array(await s.png().toBuffer());
-}
-
-/**
- * Tile equally sized HWC images into a grid (rows of images), with a pad of `gap`
- * white pixels between them. Returns 8-bit HWC.
- */
-export function tile(rows: Float32Array[][], size: number, gap = 2): { data: Uint8Array; width: number; height: number } {
-  const ncol = Math.max(...rows.map((r) => r.length));
-  const width = ncol * size + (ncol + 1) * gap;
-  const height = rows.length * size + (rows.length + 1) * gap;
-  const data = new Uint8Array(width * height * 3).fill(255);
-  rows.forEach((row, r) =>
-    row.forEach((img, c) => {
-      const u8 = toUint8(img);
-      const x0 = gap + c * (size + gap);
-      const y0 = gap + r * (size + gap);
-      for (let y = 0; y < size; y++) data.set(u8.subarray(y * size * 3, (y + 1) * size * 3), ((y0 + y) * width + x0) * 3);
-    }),
-  );
-  return { data, width, height };
 }
 
 export async function gridPng(rows: Float32Array[][], size: number, scale = 1): Promise<Uint8Array> {

@@ -1,15 +1,17 @@
+// Safetensors files on disk (Node). Reading: whole (decodeSafetensors) or just the metadata.
 // Writing safetensors tensor by tensor to a file: the header first (it only needs names,
 // dtypes and shapes), then each tensor's bytes as it is produced, so that a model larger
 // than one in-memory buffer (Node's limit is 4 GiB) can be written. The file is written to a
 // temporary name, fsynced and renamed: a kill leaves the old file or the new one.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { decodeSafetensors, type PendingTensor, type SafetensorsFile, type StreamDType } from '../io/safetensors.ts';
+
+export type { PendingTensor, StreamDType } from '../io/safetensors.ts';
+import { openCheckpoint } from '../import/checkpoint.ts';
+import { readBytes } from './fsx.ts';
 import { basename, dirname, join } from 'node:path';
 
-export type StreamDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I8';
 const BYTES: Record<StreamDType, number> = { F32: 4, F16: 2, BF16: 2, I32: 4, I8: 1 };
-
-/** A tensor to write: its bytes come from `data()` when its turn comes. */
-export type PendingTensor = { dtype: StreamDType; shape: number[]; data: () => Uint8Array | Promise<Uint8Array> };
 
 /** Tensors are written in sorted name order (as encodeSafetensors does). */
 export async function writeSafetensorsStreamed(path: string, tensors: Map<string, PendingTensor>, metadata: Record<string, string> = {}): Promise<void> {
@@ -69,4 +71,18 @@ export function toBfloat16(x: Float32Array): Uint16Array {
     else out[i] = (v + 0x7fff + ((v >>> 16) & 1)) >>> 16;
   }
   return out;
+}
+
+/** Only the `__metadata__` of a safetensors file: reads the header, not the tensors. */
+export function readSafetensorsMetadata(path: string): Record<string, string> {
+  const ck = openCheckpoint(path);
+  try {
+    return ck.metadata();
+  } finally {
+    ck.close();
+  }
+}
+
+export function readSafetensors(path: string): SafetensorsFile {
+  return decodeSafetensors(readBytes(path), path);
 }

@@ -1,6 +1,6 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { UserError } from './errors.ts';
-import { parseJson } from './json.ts';
+import { UserError } from '../util/errors.ts';
+import { parseJson } from '../util/json.ts';
 import { dirname, basename, join } from 'node:path';
 
 /**
@@ -44,13 +44,30 @@ export class OutputSet {
   }
 }
 
+/** The one-line error for a file that cannot be opened or read (its errno code). */
+export function cannotRead(path: string, e: unknown): UserError {
+  return new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+}
+
+/** The bytes of a file; an unreadable one is a one-line UserError naming it. */
+export function readBytes(path: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw cannotRead(path, e);
+  }
+}
+
+/** A file descriptor open for reading; an unreadable file is a one-line UserError naming it. */
+export function openForReading(path: string): number {
+  try {
+    return openSync(path, 'r');
+  } catch (e) {
+    throw cannotRead(path, e);
+  }
+}
+
 /** Parse a JSON file; invalid JSON is a one-line error naming the file. */
 export function readJsonFile(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  return parseJson(text, path);
+  return parseJson(readBytes(path), path);
 }
