@@ -1,7 +1,10 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { grad, numpy as np, random, tree } from '@jax-js/jax';
-import { wasm, microConfig, randomizeTree } from './helpers.ts';
+import { join } from 'node:path';
+import { wasm, microConfig, randomizeTree, tmp } from './helpers.ts';
+import { loadSelftok, saveModel } from '../src/node/models.ts';
+import { validateConfig } from '../src/tokenizer/config.ts';
 import { Selftok } from '../src/tokenizer/model.ts';
 import { decoderNet, embedNoisy } from '../src/tokenizer/decoder.ts';
 import { encodeFeatures } from '../src/tokenizer/encoder.ts';
@@ -244,7 +247,6 @@ test('sampler temperature: 0 starts from the noise mode (the seed no longer matt
 });
 
 test('config validation: sampler.guidance defaults to 1; bad values name the file', async () => {
-  const { validateConfig } = await import('../src/tokenizer/config.ts');
   const raw = () => JSON.parse(JSON.stringify(microConfig())) as Record<string, any>;
   const noGuidance = raw();
   delete noGuidance.sampler.guidance;
@@ -292,4 +294,31 @@ test('adoptRenderer copies another model\'s renderer and refuses other shapes', 
   assert.throws(() => wide.adoptRenderer(Selftok.create(cfg, 2), 'plain/'), /plain\/: has no renderer to start from/);
   a.dispose();
   b.dispose();
+});
+
+test('decoder.rendererDepth: the deeper renderer starts as the decoder\'s copy (identity blocks), its own blocks change the output, and a model folder keeps them', async () => {
+  const deepCfg = microConfig((c) => (c.decoder.rendererDepth = c.decoder.depth + 2));
+  const plain = Selftok.create(microConfig(), 4);
+  const deep = Selftok.create(deepCfg, 4); // same seed: same encoder, codebook and decoder
+  for (const m of [plain, deep]) {
+    m.codebook.initialized = true;
+    m.params.dec = randomizeTree(m.params.dec, 6, 0.2); // a decoder whose output is not trivial
+    m.addRenderer(5);
+  }
+  assert.equal(deep.params.ren!.net.blocks.length, cfg.decoder.depth + 2);
+  assert.ok(!('pos' in deep.params.ren!.net.blocks.at(-1)!.ctx), 'the last block stays the key/value-only one');
+  const ids = Int32Array.from({ length: B * cfg.K }, (_, i) => (i * 7) % cfg.quantizer.codebookSize);
+  const rp = await plain.render(ids, B);
+  assert.ok(maxAbsDiff(rp, new Float32Array(rp.length)) > 0.01, 'the renderer output is not trivial');
+  assert.ok(maxAbsDiff(rp, await deep.render(ids, B)) < 1e-5, 'fresh blocks are identities at init');
+  // the new blocks are the model's: randomized, they change the output, and a folder keeps them
+  deep.params.ren = randomizeTree(deep.params.ren!, 8, 0.2);
+  const rd = await deep.render(ids, B);
+  assert.ok(maxAbsDiff(rd, rp) > 0.01);
+  const dir = join(tmp(), 'deep');
+  await saveModel(deep, dir);
+  const back = loadSelftok(dir);
+  assert.equal(maxAbsDiff(rd, await back.render(ids, B)), 0);
+  assert.throws(() => validateConfig({ ...structuredClone(deepCfg), decoder: { ...deepCfg.decoder, rendererDepth: 1 } }, 'c.json'), /c\.json: decoder\.rendererDepth must be an integer ≥ decoder\.depth 2/);
+  for (const m of [plain, deep, back]) m.dispose();
 });

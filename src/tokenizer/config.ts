@@ -51,6 +51,8 @@ export type SelftokConfig = {
     contextPosEmbed?: 'sincos' | 'table';
     /** Whether the renderer's canvas also gets the image-stream positions (default true; the official renderer: false). */
     rendererImagePos?: boolean;
+    /** Blocks of the one-step renderer (default `depth`): the decoder's, plus fresh identity-initialised ones before the last (renderer.ts). */
+    rendererDepth?: number;
   };
   train: OptimizerSettings & {
     /** Fraction of a run's steps at its end over which the lr decays linearly to 0 (default 0; `--cooldown` overrides in steps). */
@@ -135,6 +137,8 @@ export function validateConfig(raw: unknown, where: string): SelftokConfig {
   }
   if (c.train.tShift !== undefined && !(c.train.tShift > 0 && Number.isFinite(c.train.tShift))) fail('train.tShift must be a number > 0');
   c.decoder.outChannels ??= 0;
+  const rd = c.decoder.rendererDepth;
+  if (rd !== undefined && !(Number.isInteger(rd) && rd >= c.decoder.depth)) fail(`decoder.rendererDepth must be an integer ≥ decoder.depth ${c.decoder.depth}`);
   c.quantizer.continuousSteps ??= 0;
   c.train.cooldownFraction ??= 0;
   c.sampler.guidance ??= 1;

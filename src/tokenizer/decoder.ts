@@ -51,25 +51,29 @@ export type DecoderParams = {
   head?: { w: np.Array; b: np.Array };
 };
 
-export function initDecoder(cfg: SelftokConfig, init: Init): DecoderParams {
-  const { width: D, depth, mlpRatio } = cfg.decoder;
-  const { patch: p, channels: C } = cfg.image;
+/**
+ * One MMDiT block: image and token streams with AdaLN-zero gates (an identity map at init). The
+ * last block's token stream only supplies keys and values (spec §5.3).
+ */
+export function initDecoderBlock(cfg: SelftokConfig, init: Init, last: boolean): DecoderParams['blocks'][number] {
+  const { width: D, mlpRatio } = cfg.decoder;
   const stream = (): StreamBlock => ({
     ada: initLinear(init, D, 6 * D, { zero: true }),
     qkv: initLinear(init, D, 3 * D),
     proj: initLinear(init, D, D),
     mlp: initMlp(init, D, mlpRatio * D),
   });
+  return {
+    x: stream(),
+    ctx: last ? { ada: initLinear(init, D, 2 * D, { zero: true }), qkv: initLinear(init, D, 3 * D) } : { ...stream(), pos: initTimeEmbedder(init, D) },
+  };
+}
+
+export function initDecoder(cfg: SelftokConfig, init: Init): DecoderParams {
+  const { width: D, depth } = cfg.decoder;
+  const { patch: p, channels: C } = cfg.image;
   const blocks: DecoderParams['blocks'] = [];
-  for (let l = 0; l < depth; l++) {
-    const last = l === depth - 1;
-    blocks.push({
-      x: stream(),
-      ctx: last
-        ? { ada: initLinear(init, D, 2 * D, { zero: true }), qkv: initLinear(init, D, 3 * D) }
-        : { ...stream(), pos: initTimeEmbedder(init, D) },
-    });
-  }
+  for (let l = 0; l < depth; l++) blocks.push(initDecoderBlock(cfg, init, l === depth - 1));
   const g = cfg.image.size / p;
   return {
     xEmbed: initLinear(init, p * p * C, D),

@@ -6,7 +6,7 @@
 import { numpy as np, tree } from '@jax-js/jax';
 import { Init } from '../nn/params.ts';
 import type { SelftokConfig } from './config.ts';
-import { decoderNet, type DecoderParams } from './decoder.ts';
+import { decoderNet, initDecoderBlock, type DecoderParams } from './decoder.ts';
 
 export type RendererParams = { canvas: np.Array; canvasPos: np.Array; net: DecoderParams };
 
@@ -16,8 +16,21 @@ export function initRenderer(cfg: SelftokConfig, init: Init, from: DecoderParams
   return {
     canvas: init.normal([D], 1 / Math.sqrt(D)),
     canvasPos: init.normal([g * g, D], 1 / Math.sqrt(D)),
-    net: rendererNet(cfg, tree.map((a: np.Array) => a.ref.add(0), from) as DecoderParams), // a copy, not an alias
+    net: deepen(cfg, init, rendererNet(cfg, tree.map((a: np.Array) => a.ref.add(0), from) as DecoderParams)), // a copy, not an alias
   };
+}
+
+/**
+ * decoder.rendererDepth > depth: more capacity for the one pass than the diffusion decoder has.
+ * Fresh blocks go before the last one (whose token stream is key/value only); their AdaLN gates
+ * are zero, so the renderer starts as the decoder's copy and grows from there.
+ */
+function deepen(cfg: SelftokConfig, init: Init, net: DecoderParams): DecoderParams {
+  const extra = (cfg.decoder.rendererDepth ?? cfg.decoder.depth) - cfg.decoder.depth;
+  if (extra <= 0) return net;
+  const blocks = [...net.blocks];
+  blocks.splice(blocks.length - 1, 0, ...Array.from({ length: extra }, () => initDecoderBlock(cfg, init, false)));
+  return { ...net, blocks };
 }
 
 /** The decoder parameters a renderer uses: no x_t patch embedding, and no image positions when its canvas carries them. */
