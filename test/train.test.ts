@@ -11,8 +11,9 @@ import { Trainer, STATE_FILE } from '../src/train/trainer.ts';
 import { NonFiniteLossError } from '../src/util/errors.ts';
 import { flattenParams, type Params } from '../src/nn/params.ts';
 import { Selftok } from '../src/tokenizer/model.ts';
+import { validateConfig } from '../src/tokenizer/config.ts';
 import { tokenGradScale } from '../src/tokenizer/flow.ts';
-import { selftokLoss } from '../src/train/loss.ts';
+import { edgeWeights, selftokLoss } from '../src/train/loss.ts';
 import { readSafetensors } from '../src/node/safetensors-files.ts';
 
 before(wasm);
@@ -163,5 +164,47 @@ test('encoder loss weighting: the per-sample token gradient scale averages 1 and
     if (!name.startsWith('dec.')) encNorm += g1.reduce((a, v) => a + v * v, 0);
   }
   assert.ok(encNorm > 0, 'the encoder gets a flow gradient');
+  m.dispose();
+});
+
+test('edge weighting (train.edgeWeight): 1 + α·edge per pixel, mean 1, uniform weights leave the loss as it is and edge weights change it', async () => {
+  // one 3×3 image, one channel: a single bright pixel in the middle of a flat field
+  const px = Float32Array.of(-1, -1, -1, -1, 1, -1, -1, -1, -1);
+  const w = edgeWeights(px, 1, 3, 3, 1, 3);
+  // the centre and its 4 neighbours step by 2 (≥ 1: a full edge, weight 4); the corners are flat (1)
+  const raw = [1, 4, 1, 4, 4, 4, 1, 4, 1];
+  const mean = raw.reduce((a, v) => a + v, 0) / 9;
+  raw.forEach((r, i) => assert.ok(Math.abs(w[i] - r / mean) < 1e-6, `pixel ${i}: ${w[i]} vs ${r / mean}`));
+  // a smooth ramp has no edges: uniform weights
+  assert.deepEqual(Array.from(edgeWeights(Float32Array.from({ length: 9 }, (_, i) => i * 0.01), 1, 3, 3, 1, 10)), new Array(9).fill(1));
+  // in the loss: weights of ones change nothing; edge weights move the loss towards the edge pixels' error
+  const c = microConfig();
+  const m = Selftok.create(c, 3);
+  m.params = randomizeTree(m.params, 11, 0.1);
+  const S = c.image.size;
+  const pix = shapesPixels(S, 1, 2);
+  const loss = async (pixelWeight?: Float32Array) => {
+    const [l, aux] = selftokLoss(c, tree.ref({ enc: m.params.enc, dec: m.params.dec }) as never, {
+      x0: np.array(pix).reshape([2, S, S, 3]),
+      t: np.array([1, 1]),
+      mask: np.ones([2, c.K]),
+      drop: np.zeros([2]),
+      key: random.key(3),
+      codebook: m.codebookArray(),
+      gradWeight: np.ones([c.K]),
+      sampleGradWeight: np.ones([2]),
+      divWeight: np.array(0),
+      quantizeOn: np.array(1),
+      ...(pixelWeight ? { pixelWeight: np.array(pixelWeight).reshape([2, S, S, 1]) } : {}),
+    });
+    l.dispose();
+    tree.dispose([aux.commit, aux.entropy, aux.z, aux.ids]);
+    return (await aux.fm.data())[0];
+  };
+  const plain = await loss();
+  assert.ok(Math.abs((await loss(new Float32Array(2 * S * S).fill(1))) - plain) < 1e-6);
+  const edged = await loss(edgeWeights(pix, 2, S, S, 3, 10));
+  assert.ok(Number.isFinite(edged) && Math.abs(edged - plain) > 1e-4 * plain, `edge-weighted ${edged} vs plain ${plain}`);
+  assert.throws(() => validateConfig({ ...structuredClone(c), train: { ...c.train, edgeWeight: -1 } }, 'c.json'), /c\.json: train\.edgeWeight must be a number ≥ 0/);
   m.dispose();
 });

@@ -83,6 +83,13 @@ export type SelftokConfig = {
      * tokens (loss.ts). Its weights train with the encoder and are not used at inference.
      */
     probe?: { size: number; hidden: number; weight: number };
+    /**
+     * Edge weighting of the reconstruction loss (off when absent or 0; not in the paper): each
+     * pixel's squared error is weighted 1 + edgeWeight·e, e ∈ [0, 1] its colour step to a
+     * neighbour (train/loss.ts edgeWeights), normalised to mean 1 over the batch. On scenes the
+     * objects' outlines are a few percent of the pixels, so the plain MSE barely asks for shapes.
+     */
+    edgeWeight?: number;
     /** Random crops for folder/photo data: scale range of the crop side relative to the shorter side. */
     cropScale: [number, number];
   };
@@ -135,6 +142,9 @@ export function validateConfig(raw: unknown, where: string): SelftokConfig {
     if (!(Number.isInteger(probe.hidden) && probe.hidden > 0)) fail('train.probe.hidden must be a positive integer');
     if (!(probe.weight >= 0 && Number.isFinite(probe.weight))) fail('train.probe.weight must be a number ≥ 0');
   }
+  const ew = c.train.edgeWeight;
+  if (ew !== undefined && !(Number.isFinite(ew) && ew >= 0)) fail('train.edgeWeight must be a number ≥ 0');
+  if (ew && c.vae) fail('train.edgeWeight weights pixels: it needs a pixel-space model (no vae)');
   if (c.train.tShift !== undefined && !(c.train.tShift > 0 && Number.isFinite(c.train.tShift))) fail('train.tShift must be a number > 0');
   c.decoder.outChannels ??= 0;
   const rd = c.decoder.rendererDepth;

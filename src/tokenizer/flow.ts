@@ -47,16 +47,20 @@ export const SAMPLER_T_MIN = 1e-4;
  * far more slowly (measured: 4-image overfit, PSNR with tokens 13.8 dB at tMin = 0.05 against
  * 19.7 dB at tMin = 0.3 after 600 steps).
  */
-export function flowLoss(out: np.Array, x0: np.Array, eps: np.Array, xt: np.Array, t: np.Array, prediction: Prediction, lossTMin: number): np.Array {
+export function flowLoss(out: np.Array, x0: np.Array, eps: np.Array, xt: np.Array, t: np.Array, prediction: Prediction, lossTMin: number, pixelWeight?: np.Array): np.Array {
+  let err: np.Array;
   if (prediction === 'velocity') {
     xt.dispose();
     t.dispose();
-    return np.square(out.sub(velocityTarget(x0, eps))).mean();
+    err = np.square(out.sub(velocityTarget(x0, eps)));
+  } else {
+    eps.dispose();
+    xt.dispose();
+    const w = np.maximum(t, lossTMin).reshape([-1, 1, 1, 1]);
+    err = np.square(out.sub(x0).div(w));
   }
-  eps.dispose();
-  xt.dispose();
-  const w = np.maximum(t, lossTMin).reshape([-1, 1, 1, 1]);
-  return np.square(out.sub(x0).div(w)).mean();
+  // pixelWeight: B×H×W×1 with mean 1 (train.edgeWeight), so the loss keeps its scale
+  return (pixelWeight ? err.mul(pixelWeight) : err).mean();
 }
 
 /** Weight of the x̂0 error at time t in the clipped velocity loss: 1/max(t, tMin)². */

@@ -29,6 +29,8 @@ export type TrainBatch = {
   divWeight: np.Array;
   /** 1 = quantize, 0 = continuous warm-up (scalar). */
   quantizeOn: np.Array;
+  /** Per-pixel loss weight B×H×W×1, mean 1 (train.edgeWeight; absent = uniform). */
+  pixelWeight?: np.Array;
 };
 
 export type LossAux = { fm: np.Array; commit: np.Array; entropy: np.Array; z: np.Array; ids: np.Array };
@@ -49,7 +51,7 @@ export function selftokLoss(cfg: SelftokConfig, params: { enc: ModelParams['enc'
     contextSeesImage: true,
   });
   tree.dispose(params);
-  const fm = flowLoss(out, b.x0, eps, xt, b.t, cfg.decoder.prediction, cfg.train.lossTMin);
+  const fm = flowLoss(out, b.x0, eps, xt, b.t, cfg.decoder.prediction, cfg.train.lossTMin, b.pixelWeight);
   let loss = fm.ref.add(q.commit.ref.mul(cfg.quantizer.commitWeight)).sub(q.entropy.ref.mul(b.divWeight));
   if (probe) loss = loss.add(probe.mul(cfg.train.probe!.weight));
   return [loss, { fm, commit: q.commit, entropy: q.entropy, z: lax.stopGradient(q.z), ids: q.ids }];
@@ -66,4 +68,37 @@ function layoutProbeLoss(probe: Mlp, cfg: SelftokConfig, tokens: np.Array, x0: n
   const target = x0.reshape([B, s, H / s, s, W / s, C]).mean([2, 4]).reshape([B, s * s * C]);
   const pred = mlp(probe, tokens.reshape([B, -1]));
   return np.square(pred.sub(target)).mean();
+}
+
+/**
+ * The edge weighting of train.edgeWeight α: w = 1 + α·e per pixel, e = min(1, the largest L1
+ * colour step (over channels, images in [−1, 1]) between the pixel and a 4-neighbour), scaled to
+ * mean 1 over the batch. A step of 1 (a quarter of the full range summed over channels) already
+ * counts as a full edge; smooth gradients (steps ~0.01) count as none. HWC pixels, B images.
+ */
+export function edgeWeights(pixels: Float32Array, B: number, H: number, W: number, C: number, alpha: number): Float32Array {
+  const w = new Float32Array(B * H * W);
+  const step = (a: number, b: number): number => {
+    let d = 0;
+    for (let c = 0; c < C; c++) d += Math.abs(pixels[a * C + c] - pixels[b * C + c]);
+    return d;
+  };
+  let sum = 0;
+  for (let b = 0; b < B; b++) {
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < W; x++) {
+        const i = (b * H + y) * W + x;
+        let e = 0;
+        if (x > 0) e = Math.max(e, step(i, i - 1));
+        if (x < W - 1) e = Math.max(e, step(i, i + 1));
+        if (y > 0) e = Math.max(e, step(i, i - W));
+        if (y < H - 1) e = Math.max(e, step(i, i + W));
+        w[i] = 1 + alpha * Math.min(1, e);
+        sum += w[i];
+      }
+    }
+  }
+  const mean = sum / w.length;
+  for (let i = 0; i < w.length; i++) w[i] /= mean;
+  return w;
 }

@@ -17,7 +17,7 @@ import { shiftTimestep, tokenGradScale } from '../tokenizer/flow.ts';
 import { dropFinestTokens, fineTokenDropAt } from '../tokenizer/schedule.ts';
 import { l2normalize, type QuantizerStats } from '../tokenizer/quantizer.ts';
 import { Selftok, type ModelParams } from '../tokenizer/model.ts';
-import { selftokLoss, type LossAux, type TrainBatch } from './loss.ts';
+import { edgeWeights, selftokLoss, type LossAux, type TrainBatch } from './loss.ts';
 import { perceptualWeight, rendererLoss, type Perceptual, type PerceptualKind, type RendererAux, type RendererBatch } from './renderer-loss.ts';
 import { MobileNetV2, PERCEPTUAL_TAPS, type MobileNetWeights } from '../nn/mobilenet-v2.ts';
 import type { RendererParams } from '../tokenizer/renderer.ts';
@@ -330,6 +330,7 @@ export class Trainer {
       sampleGradWeight: np.array(tokenGradScale(t, cfg.train.lossTMin, cfg.train.encoderLossTMin ?? cfg.train.lossTMin)),
       divWeight: np.array(quantizing ? cfg.quantizer.diversityWeight * this.model.codebook.diversityGate() : 0),
       quantizeOn: np.array(quantizing ? 1 : 0),
+      ...(cfg.train.edgeWeight ? { pixelWeight: np.array(edgeWeights(pixels, B, size, size, channels, cfg.train.edgeWeight)).reshape([B, size, size, 1]) } : {}),
     };
     const [[loss, aux], grads] = this.lossGrad!(tree.ref(this.trainable()), batch);
     const lossV = await this.checkFinite(loss, [aux, grads]);
