@@ -69,7 +69,7 @@ test('the installed package in a bundled page: Vite takes its browser export (no
 const out = document.getElementById('out');
 (async () => {
   await setupDevice('wasm');
-  const model = await Selftok.open(new URL('scenes/', location.href).href);
+  const model = await Selftok.open('scenes/'); // relative to the page
   const ids = await model.encode(await loadImage('sample.png', model.imageSize), 1);
   out.textContent = 'tokens ' + Array.from(ids).join(',');
 })().catch((e) => (out.textContent = 'error: ' + e.message));

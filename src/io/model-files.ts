@@ -44,12 +44,17 @@ export function useFolderFiles(make: (dir: string) => ModelFiles): void {
   folderFiles = make;
 }
 
-/** A location (a URL, a folder path where the platform has folders, or ModelFiles) as ModelFiles. */
+/**
+ * A location as ModelFiles: an http(s) URL; a folder path where the platform has folders (Node);
+ * in a page, a URL relative to the page ('models/default/'); or ModelFiles as they are.
+ */
 export function modelFiles(location: string | ModelFiles): ModelFiles {
   if (typeof location !== 'string') return location;
   if (isUrl(location)) return httpFiles(location);
-  if (!folderFiles) throw new UserError(`${location}: not an http(s) URL (a folder path is read only in Node; a page loads models by URL)`);
-  return folderFiles(location);
+  if (folderFiles) return folderFiles(location);
+  const page = (globalThis as { location?: { href?: string } }).location?.href;
+  if (page && /^https?:/i.test(page)) return httpFiles(new URL(location, page).href);
+  throw new UserError(`${location}: not an http(s) URL (a folder path is read only in Node; a page loads models by URL)`);
 }
 
 /** A model folder read whole: its parsed config.json and a reader over its model.safetensors (to close), with the weights' fingerprint. */
