@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TorchCheckpoint, toFloat32, unpickle } from '../src/import/pickle.ts';
+import { TorchCheckpoint, unpickle } from '../src/import/pickle.ts';
+import { toFloat32 } from '../src/io/checkpoint.ts';
 
 const DIR = join(import.meta.dirname, 'fixtures', 'import');
 

@@ -7,8 +7,6 @@ import { SafetensorsReader, toFloat32, type CheckpointReader, type TensorInfo } 
 import { TorchCheckpoint } from './pickle.ts';
 import { readAt } from './zip.ts';
 
-export type { CheckpointReader, TensorInfo } from '../io/checkpoint.ts';
-
 class TorchReader implements CheckpointReader {
   private readonly tensors;
   constructor(private readonly ck: TorchCheckpoint) {

@@ -3,13 +3,15 @@
 // streams tensor by tensor (a 2-billion-parameter checkpoint never sits in memory whole).
 import { basename, join } from 'node:path';
 import { toHalf } from '../io/safetensors.ts';
-import { toBfloat16, writeSafetensorsStreamed, type PendingTensor, type StreamDType } from '../node/safetensors-files.ts';
+import { toBfloat16, writeSafetensorsStreamed } from '../node/safetensors-files.ts';
+import type { PendingTensor, StreamDType } from '../io/safetensors.ts';
 import { type Params } from '../nn/params.ts';
 import { validateConfig, type SelftokConfig } from '../tokenizer/config.ts';
 import { Selftok, ShapeInit } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
 import { writeFileAtomic } from '../node/fsx.ts';
-import { openCheckpoint, type CheckpointReader } from './checkpoint.ts';
+import { openCheckpoint } from './checkpoint.ts';
+import type { CheckpointReader } from '../io/checkpoint.ts';
 import { officialConfig, parameterShapes, rendererNameMap, tokenizerNameMap, vaeConfigFrom, vaeNameMap, verifyMap, type NameMap } from './official.ts';
 
 export type ImportDType = 'float32' | 'float16' | 'bfloat16';

@@ -18,7 +18,7 @@ import { flattenParams, type Params } from '../nn/params.ts';
 import type { SelftokConfig } from '../tokenizer/config.ts';
 import type { VaeConfig } from '../vae/sd3-vae.ts';
 import { UserError } from '../util/errors.ts';
-import type { TensorInfo } from './checkpoint.ts';
+import type { TensorInfo } from '../io/checkpoint.ts';
 
 /** One tensor of our model and where it comes from. */
 export type Mapped = { name: string; from: string; shape: number[]; convert: (x: Float32Array) => Float32Array };

@@ -13,8 +13,6 @@ import { entryDataOffset, readAt, readZipDirectory, readZipEntry, type ZipEntry 
 
 import { DTYPE_BYTES, type DType } from '../io/checkpoint.ts';
 
-export { toFloat32, DTYPE_BYTES, type DType } from '../io/checkpoint.ts';
-
 const STORAGE_DTYPES: Record<string, DType> = {
   FloatStorage: 'F32', HalfStorage: 'F16', BFloat16Storage: 'BF16', DoubleStorage: 'F64', LongStorage: 'I64',
   IntStorage: 'I32', ShortStorage: 'I16', CharStorage: 'I8', ByteStorage: 'U8', BoolStorage: 'BOOL',

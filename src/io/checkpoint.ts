@@ -2,6 +2,7 @@
 // load through, the dtypes, and a safetensors reader over byte ranges (of a file in Node,
 // src/import/checkpoint.ts; of fetched bytes in a page, io/model-files.ts).
 import { UserError } from '../util/errors.ts';
+import { halfToFloat } from './safetensors.ts';
 
 export type DType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 export const DTYPE_BYTES: Record<DType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
@@ -87,7 +88,6 @@ export function safetensorsFromBytes(bytes: Uint8Array, where: string): Checkpoi
   return SafetensorsReader.open(where, (b, n) => bytes.slice(b, b + n), bytes.length, () => {});
 }
 
-
 /** Raw little-endian elements of `dtype` as float32 (integers and booleans by value). */
 export function toFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
   const n = bytes.length / DTYPE_BYTES[dtype];
@@ -110,13 +110,4 @@ export function toFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
     case 'U8': case 'BOOL': for (let i = 0; i < n; i++) out[i] = bytes[i]; break;
   }
   return out;
-}
-
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
 }

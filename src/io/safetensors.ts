@@ -116,14 +116,18 @@ export function toHalf(x: Float32Array): Uint16Array {
 
 export function fromHalf(x: Uint16Array): Float32Array {
   const out = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const h = x[i];
-    const s = h & 0x8000 ? -1 : 1;
-    const e = (h >>> 10) & 0x1f;
-    const m = h & 0x3ff;
-    out[i] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
-  }
+  for (let i = 0; i < x.length; i++) out[i] = halfToFloat(x[i]);
   return out;
+}
+
+/** One IEEE float16 bit pattern as a number (subnormals, ±∞ and NaN included). */
+export function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >>> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
 export function asFloat32(t: Tensor): Float32Array {

@@ -5,8 +5,6 @@
 // temporary name, fsynced and renamed: a kill leaves the old file or the new one.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { decodeSafetensors, type PendingTensor, type SafetensorsFile, type StreamDType } from '../io/safetensors.ts';
-
-export type { PendingTensor, StreamDType } from '../io/safetensors.ts';
 import { openCheckpoint } from '../import/checkpoint.ts';
 import { readBytes } from './fsx.ts';
 import { basename, dirname, join } from 'node:path';
