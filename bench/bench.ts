@@ -4,13 +4,18 @@
 //   npm run bench -- [--device auto|webgpu|wasm] [--json FILE] [--configs tiny,small] [--steps N]
 //                    [--torch PYTHON]   also time bench/torch_step.py (the same step in PyTorch)
 //                                       on the same shapes: CUDA when the device is webgpu,
-//                                       else the CPU with 1 thread (jax-js wasm is single-threaded)
+//                                       else the CPU with as many threads as jax-js has
+//                                       (1, or SELFTOK_THREADS)
+//                    [--profile]        one more step under jax-js's profiler: kernels dispatched,
+//                                       time by kind, host time, the largest buffers at the peak
 import '../src/engine/wasm-threads.ts';
 import { Command, Option } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { spawnSync } from 'node:child_process';
-import { trackMemory } from '../src/engine/memory.ts';
+import { trackMemory, type PeakBuffers } from '../src/engine/memory.ts';
+import { profileStep, KERNEL_KINDS, type StepProfile } from '../src/engine/profile.ts';
+import { WASM_THREADS } from '../src/engine/wasm-threads.ts';
 import { ShapesSource } from '../src/data/source.ts';
 import { Trainer } from '../src/train/trainer.ts';
 import { countParams, type Params } from '../src/nn/params.ts';
@@ -24,6 +29,8 @@ const program = new Command('bench')
   .option('--steps <n>', 'timed training steps per config (after 2 warm-up steps)', '5')
   .option('--batch <list>', 'batch per config on this device (default: the config batch on GPU; tiny 16 / small 4 on CPU)')
   .option('--torch <python>', 'also time the same training step in PyTorch (bench/torch_step.py) with this Python')
+  .option('--train-only', 'measure the training step only (no encode, decode or renderer figures)')
+  .option('--profile', 'profile one more training step: kernels, time by kind, the largest buffers alive at the peak')
   .option('--child', 'internal: measure the given configs in this process and print rows as JSON')
   .parse();
 const o = program.opts();
@@ -37,6 +44,8 @@ if (!o.child) {
   const list: string[] = o.configs.split(',');
   for (const [i, name] of list.entries()) {
     const args = ['--import', 'tsx', 'bench/bench.ts', '--child', '--device', o.device, '--configs', name, '--steps', o.steps];
+    if (o.profile) args.push('--profile');
+    if (o.trainOnly) args.push('--train-only');
     if (o.batch) args.push('--batch', o.batch.split(',')[i]);
     const r = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     const line = r.stdout.trim().split('\n').pop() ?? '';
@@ -73,10 +82,14 @@ type Row = {
   batch: number;
   trainStepMs: number;
   trainImagesPerSecond: number;
-  encodeImagesPerSecond: number;
-  decode50ImagesPerSecond: number;
+  /** null with --train-only */
+  encodeImagesPerSecond: number | null;
+  decode50ImagesPerSecond: number | null;
   rendererImagesPerSecond: number | null;
+  /** The most device memory alive at once in the timed training steps, and in the whole config's run. */
+  trainPeakMemoryMB: number;
   peakMemoryMB: number;
+  profile?: StepProfile & { peakMB: number; peakBuffers: PeakBuffers[] };
   /** With --torch: the same step in PyTorch, and how many times longer ours takes. */
   torch?: { device: string; threads: number; version: string; stepMs: number; imagesPerSecond: number; peakMB: number; peakKind: string };
   slowerThanTorch?: number;
@@ -88,7 +101,7 @@ type Row = {
  */
 function torchStep(python: string, config: string, batch: number, device: string): NonNullable<Row['torch']> {
   const args = ['bench/torch_step.py', '--config', `configs/${config}.json`, '--batch', String(batch)];
-  args.push(...(device === 'webgpu' ? ['--device', 'cuda'] : ['--device', 'cpu', '--threads', '1']));
+  args.push(...(device === 'webgpu' ? ['--device', 'cuda'] : ['--device', 'cpu', '--threads', String(WASM_THREADS)]));
   const r = spawnSync(python, args, { encoding: 'utf8' });
   const line = r.stdout?.trim().split('\n').pop() ?? '';
   if (r.error || r.status !== 0 || !line.startsWith('{')) {
@@ -118,24 +131,38 @@ for (const [i, name] of names.entries()) {
   const t0 = performance.now();
   for (let s = 0; s < steps; s++) await t.trainStep(data);
   const stepMs = (performance.now() - t0) / steps;
+  const trainPeakMemoryMB = mem.peakBytes() / 2 ** 20;
+  let profile: Row['profile'];
+  if (o.profile) {
+    mem.attributePeak(12);
+    mem.resetPeak();
+    const p = await profileStep(() => t.trainStep(data));
+    profile = { ...p, peakMB: mem.peakBytes() / 2 ** 20, peakBuffers: mem.peakBuffers() };
+    mem.attributePeak(0);
+  }
   const m = t.model;
-  const evalB = Math.min(B, 16);
-  const images = await data.trainBatch(t.rng, evalB);
-  const encMs = await timeIt(() => m.encode(images, evalB), 3);
-  const ids = await m.encode(images, evalB);
-  const decMs = await timeIt(() => m.decode(ids, evalB, { steps: 50, guidance: 1 }), 1);
-  m.addRenderer(0);
-  const renMs = await timeIt(() => m.render(ids, evalB), 3);
+  let [encodeImagesPerSecond, decode50ImagesPerSecond, rendererImagesPerSecond]: (number | null)[] = [null, null, null];
+  if (!o.trainOnly) {
+    const evalB = Math.min(B, 16);
+    const images = await data.trainBatch(t.rng, evalB);
+    encodeImagesPerSecond = (evalB / (await timeIt(() => m.encode(images, evalB), 3))) * 1000;
+    const ids = await m.encode(images, evalB);
+    decode50ImagesPerSecond = (evalB / (await timeIt(() => m.decode(ids, evalB, { steps: 50, guidance: 1 }), 1))) * 1000;
+    m.addRenderer(0);
+    rendererImagesPerSecond = (evalB / (await timeIt(() => m.render(ids, evalB), 3))) * 1000;
+  }
   rows.push({
     config: name,
     params: countParams({ enc: m.params.enc, dec: m.params.dec } as unknown as Params),
     batch: B,
     trainStepMs: stepMs,
     trainImagesPerSecond: (B / stepMs) * 1000,
-    encodeImagesPerSecond: (evalB / encMs) * 1000,
-    decode50ImagesPerSecond: (evalB / decMs) * 1000,
-    rendererImagesPerSecond: (evalB / renMs) * 1000,
+    encodeImagesPerSecond,
+    decode50ImagesPerSecond,
+    rendererImagesPerSecond,
+    trainPeakMemoryMB,
     peakMemoryMB: mem.peakBytes() / 2 ** 20,
+    profile,
   });
   t.dispose();
   console.error(`bench: ${name} measured`);
@@ -154,13 +181,29 @@ process.exit(0);
 
 function printTable(res: { device: string; machine: string; rows: Row[] }): void {
   const f = (x: number, d = 1) => x.toFixed(d);
+  const opt = (x: number | null, d = 1) => (x === null ? '–' : f(x, d));
   console.log(`device ${res.device} (${res.machine})`);
-  console.log('| config | params | batch | train step ms | train img/s | encode img/s | 50-step decode img/s | renderer img/s | peak MB | PyTorch step ms | × PyTorch time | PyTorch peak MB | × PyTorch memory |');
+  console.log('| config | params | batch | train step ms | train img/s | encode img/s | 50-step decode img/s | renderer img/s | train peak MB | PyTorch step ms | × PyTorch time | PyTorch peak MB | × PyTorch memory |');
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of res.rows) {
-    const tr = r.torch ? `${f(r.torch.stepMs, 0)} (${r.torch.device}${r.torch.device === 'cpu' ? `, ${r.torch.threads} thread` : ''}) | ${f(r.trainStepMs / r.torch.stepMs, 2)} | ${f(r.torch.peakMB)} | ${f(r.peakMemoryMB / r.torch.peakMB, 2)}` : '– | – | – | –';
+    const tr = r.torch ? `${f(r.torch.stepMs, 0)} (${r.torch.device}${r.torch.device === 'cpu' ? `, ${r.torch.threads} thread` : ''}) | ${f(r.trainStepMs / r.torch.stepMs, 2)} | ${f(r.torch.peakMB)} | ${f(r.trainPeakMemoryMB / r.torch.peakMB, 2)}` : '– | – | – | –';
     console.log(
-      `| ${r.config} | ${(r.params / 1e6).toFixed(2)} M | ${r.batch} | ${f(r.trainStepMs, 0)} | ${f(r.trainImagesPerSecond)} | ${f(r.encodeImagesPerSecond)} | ${f(r.decode50ImagesPerSecond, 2)} | ${r.rendererImagesPerSecond === null ? '–' : f(r.rendererImagesPerSecond)} | ${f(r.peakMemoryMB)} | ${tr} |`,
+      `| ${r.config} | ${(r.params / 1e6).toFixed(2)} M | ${r.batch} | ${f(r.trainStepMs, 0)} | ${f(r.trainImagesPerSecond)} | ${opt(r.encodeImagesPerSecond)} | ${opt(r.decode50ImagesPerSecond, 2)} | ${opt(r.rendererImagesPerSecond)} | ${f(r.trainPeakMemoryMB)} | ${tr} |`,
     );
   }
+  for (const r of res.rows) if (r.profile) printProfile(r.config, r.batch, r.profile);
+}
+
+function printProfile(config: string, batch: number, p: NonNullable<Row['profile']>): void {
+  const f = (x: number, d = 1) => x.toFixed(d);
+  const pct = (ms: number) => `${f((100 * ms) / p.wallMs, 0)}%`;
+  console.log(`\nprofile: ${config} at batch ${batch}, one training step ${f(p.wallMs, 0)} ms under the profiler, ${p.dispatches} kernels dispatched, peak ${f(p.peakMB)} MB`);
+  console.log('| kind | kernels | ms | share of the step |');
+  console.log('| --- | --- | --- | --- |');
+  for (const k of KERNEL_KINDS) console.log(`| ${k} | ${p.byKind[k].kernels} | ${f(p.byKind[k].ms)} | ${pct(p.byKind[k].ms)} |`);
+  console.log(`| host-side work and dispatch | – | ${f(p.hostMs)} | ${pct(p.hostMs)} |`);
+  console.log('slowest kernels (summed over identical ones):');
+  for (const t of p.top) console.log(`  ${f(t.ms).padStart(8)} ms  ${String(t.kernels).padStart(4)}×  ${t.label}`);
+  console.log('what is alive at the peak, by the kernel that wrote it:');
+  for (const b of p.peakBuffers) console.log(`  ${f(b.bytes / 2 ** 20).padStart(8)} MB  ${String(b.buffers).padStart(5)} buffers  ${b.madeBy}`);
 }
