@@ -3,11 +3,12 @@
 // sorts kernels by kind.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { jit, numpy as np } from '@jax-js/jax';
+import { grad, jit, nn, numpy as np } from '@jax-js/jax';
 import { wasm } from './helpers.ts';
 import { trackMemory } from '../src/engine/memory.ts';
 import { activeDevice } from '../src/engine/device.ts';
 import { profileStep } from '../src/engine/profile.ts';
+import { geluTanh } from '../src/nn/layers.ts';
 import { ShapesSource } from '../src/data/source.ts';
 import { Trainer } from '../src/train/trainer.ts';
 import { countParams, type Params } from '../src/nn/params.ts';
@@ -91,4 +92,21 @@ test('the profiler counts the kernels of a step and sorts them by kind', async (
   x.dispose();
   w.dispose();
   f.dispose();
+});
+
+test('geluTanh: the value of nn.gelu exactly, its gradient within float rounding', async () => {
+  const xs = Float32Array.from({ length: 401 }, (_, i) => (i - 200) / 25); // −8 … 8
+  const x = np.array(xs);
+  const ours = (await geluTanh(x.ref).data()) as Float32Array;
+  const theirs = (await nn.gelu(x.ref, { approximate: true }).data()) as Float32Array;
+  const differ = [...ours].filter((v, i) => v !== theirs[i]).length; // === : −0 and 0 are the same value
+  assert.equal(differ, 0);
+  const gOurs = (await grad((v: np.Array) => geluTanh(v).sum())(x.ref).data()) as Float32Array;
+  const gTheirs = (await grad((v: np.Array) => nn.gelu(v, { approximate: true }).sum())(x).data()) as Float32Array;
+  let worst = 0;
+  for (let i = 0; i < xs.length; i++) worst = Math.max(worst, Math.abs(gOurs[i] - gTheirs[i]));
+  assert.ok(worst < 2e-6, `largest gradient difference ${worst}`);
+  // the slope where it matters: 0.5 at 0, → 1 for large x, → 0 for very negative x, > 1 near 1.5
+  assert.ok(Math.abs(gOurs[200] - 0.5) < 1e-6 && Math.abs(gOurs[400] - 1) < 1e-4 && Math.abs(gOurs[0]) < 1e-4);
+  assert.ok(gOurs[200 + 38] > 1.1, String(gOurs[238]));
 });

@@ -48,7 +48,25 @@ export function initMlp(init: Init, dim: number, hidden: number, out = dim): Mlp
 }
 /** Linear → GELU(tanh) → Linear (spec §3.1, §5.1). */
 export function mlp(p: Mlp, x: np.Array): np.Array {
-  return linear(p.fc2, nn.gelu(linear(p.fc1, x), { approximate: true }));
+  return linear(p.fc2, geluTanh(linear(p.fc1, x)));
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+/**
+ * GELU(tanh), g(x) = ½x(1 + tanh(√(2/π)(x + 0.044715x³))) (spec §3.1), with a backward pass that
+ * keeps one buffer, the slope g′(x), instead of the eight or so intermediates that autodiff
+ * through x³, tanh and their products keeps (issue #21: in `small` they were the largest part
+ * of a training step's peak). The value is jax-js's nn.gelu exactly (the added term is
+ * (x − x)·g′ = 0; only a −0 becomes 0); the gradient is g′(x) = ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²), t the tanh.
+ */
+export function geluTanh(x: np.Array): np.Array {
+  const y = lax.stopGradient(nn.gelu(x.ref, { approximate: true }));
+  const x2 = lax.stopGradient(x.ref);
+  const t = np.tanh(x2.ref.mul(x2.ref.mul(x2.ref).mul(0.044715).add(1)).mul(SQRT_2_OVER_PI));
+  const du = x2.ref.mul(x2.ref).mul(3 * 0.044715).add(1).mul(SQRT_2_OVER_PI);
+  const slope = t.ref.add(1).mul(0.5).add(x2.ref.mul(0.5).mul(t.ref.mul(t).neg().add(1)).mul(du));
+  return y.add(x.sub(x2).mul(slope));
 }
 
 /**
