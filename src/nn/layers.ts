@@ -61,9 +61,10 @@ const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
  * (x − x)·g′ = 0; only a −0 becomes 0); the gradient is g′(x) = ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²), t the tanh.
  */
 export function geluTanh(x: np.Array): np.Array {
-  const y = lax.stopGradient(nn.gelu(x.ref, { approximate: true }));
   const x2 = lax.stopGradient(x.ref);
+  // t and y in nn.gelu's order of operations, so that y is its value bit for bit
   const t = np.tanh(x2.ref.mul(x2.ref.mul(x2.ref).mul(0.044715).add(1)).mul(SQRT_2_OVER_PI));
+  const y = x2.ref.mul(0.5).mul(t.ref.add(1));
   const du = x2.ref.mul(x2.ref).mul(3 * 0.044715).add(1).mul(SQRT_2_OVER_PI);
   const slope = t.ref.add(1).mul(0.5).add(x2.ref.mul(0.5).mul(t.ref.mul(t).neg().add(1)).mul(du));
   return y.add(x.sub(x2).mul(slope));
