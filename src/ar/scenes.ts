@@ -101,6 +101,13 @@ function background(rng: Rng): [[number, number, number], [number, number, numbe
 }
 
 /**
+ * An object's half-size r as a fraction of the image side, drawn uniformly in this range
+ * (8.3–12.8 px at 64²). Smaller objects (0.08–0.14, 5–9 px) came back from the tokenizer as
+ * blobs: a shape then spans one or two of the decoder's 8 × 8 patches (docs/scenes.md).
+ */
+export const OBJECT_SCALE: readonly [number, number] = [0.13, 0.2];
+
+/**
  * Place objects one by one, each at a random position where it overlaps nothing (and, for a
  * relation, where it lies clearly on the named side of the first). Returns undefined when a
  * placement fails; callers draw again.
@@ -110,7 +117,7 @@ function place(rng: Rng, size: number, kinds: { shape: Shape; colour: Colour }[]
   for (const [i, k] of kinds.entries()) {
     let ok = false;
     for (let attempt = 0; attempt < 200 && !ok; attempt++) {
-      const r = size * (0.08 + rng.uniform() * 0.06);
+      const r = size * (OBJECT_SCALE[0] + rng.uniform() * (OBJECT_SCALE[1] - OBJECT_SCALE[0]));
       const R = outerRadius({ shape: k.shape, r });
       const cx = R + 1 + rng.uniform() * (size - 2 * R - 2);
       const cy = R + 1 + rng.uniform() * (size - 2 * R - 2);
