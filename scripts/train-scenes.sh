@@ -5,7 +5,7 @@
 #
 #   bash scripts/train-scenes.sh [OUT]        (default runs/scenes)
 #
-# Step counts: TOK_STEPS (6000), REN_STEPS (3000) then REN_MORE (1500), AR_STEPS (2500); AR token order: ORDER (ar);
+# Step counts: TOK_STEPS (6000), REN_STEPS (3000) then REN_MORE ("1500 1500"), AR_STEPS (2500); AR token order: ORDER (ar);
 # tokenizer config: CONFIG (scenes). Writes OUT/$CONFIG (tokenizer + renderer, int8) and
 # OUT/$CONFIG-ar (AR model, int8), and prints the wall time of each stage.
 # The spatial-token control of issue #19, same budget, raster order:
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-runs/scenes}
 TOK_STEPS=${TOK_STEPS:-6000}
 REN_STEPS=${REN_STEPS:-3000}
-REN_MORE=${REN_MORE:-1500}
+REN_MORE=${REN_MORE:-1500 1500}
 AR_STEPS=${AR_STEPS:-2500}
 ORDER=${ORDER:-ar}
 CONFIG=${CONFIG:-scenes}
@@ -30,16 +30,22 @@ stage() { echo "train-scenes: $1 done at $(( $(date +%s) - t0 )) s"; }
 "${S[@]}" export --model "$OUT/tokenizer-run" --out "$OUT/tokenizer" --weights int8 --device wasm
 stage tokenizer
 
-# the renderer: REN_STEPS, then REN_MORE more from where it stopped (a second warm-up and
-# cooldown; the shipped models/scenes was made so: 3000 + 1500)
+# the renderer: REN_STEPS, then a run of each REN_MORE count from where the last stopped (each
+# with its own warm-up and cooldown; the shipped models/scenes was made so: 3000, 1500, 1500)
 (
   "${S[@]}" train-renderer --model "$OUT/tokenizer-run" --data scenes --out "$OUT/renderer-run" --steps "$REN_STEPS" --sample-every 500 --device wasm --resume
-  if [ "$REN_MORE" -gt 0 ]; then
-    # a fresh second run starts from the first's renderer; a killed one resumes itself
-    FROM=(--init-renderer "$OUT/renderer-run")
-    [ -e "$OUT/renderer-run2/train-state.safetensors" ] && FROM=(--resume)
-    "${S[@]}" train-renderer --model "$OUT/tokenizer-run" "${FROM[@]}" --data scenes --out "$OUT/renderer-run2" --steps "$REN_MORE" --sample-every 500 --device wasm
-  fi
+  prev="$OUT/renderer-run"
+  i=2
+  for more in $REN_MORE; do
+    run="$OUT/renderer-run$i"
+    # a fresh run starts from the last one's renderer; a killed one resumes itself
+    FROM=(--init-renderer "$prev")
+    [ -e "$run/train-state.safetensors" ] && FROM=(--resume)
+    "${S[@]}" train-renderer --model "$OUT/tokenizer-run" "${FROM[@]}" --data scenes --out "$run" --steps "$more" --sample-every 500 --device wasm
+    prev="$run"
+    i=$((i + 1))
+  done
+  echo "$prev" > "$OUT/renderer-final"
 ) > "$OUT/renderer.log" 2>&1 &
 renderer=$!
 "${S[@]}" ar-train --tokenizer "$OUT/tokenizer" --data scenes --out "$OUT/ar-run" --order "$ORDER" --steps "$AR_STEPS" --device wasm --resume
@@ -47,8 +53,7 @@ stage "AR model"
 wait "$renderer" || { echo "train-scenes: the renderer failed, see $OUT/renderer.log" >&2; exit 1; }
 stage renderer
 
-RENDERER_RUN="$OUT/renderer-run"
-[ "$REN_MORE" -gt 0 ] && RENDERER_RUN="$OUT/renderer-run2"
+RENDERER_RUN=$(cat "$OUT/renderer-final")
 "${S[@]}" export --model "$RENDERER_RUN" --out "$OUT/$CONFIG" --weights int8 --name "$CONFIG" --device wasm
 "${S[@]}" export --model "$OUT/ar-run" --out "$OUT/$CONFIG-ar" --tokenizer "$OUT/$CONFIG" --weights int8 --device wasm
 stage export
