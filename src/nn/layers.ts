@@ -63,10 +63,12 @@ const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 export function geluTanh(x: np.Array): np.Array {
   const x2 = lax.stopGradient(x.ref);
   // t and y in nn.gelu's order of operations, so that y is its value bit for bit
-  const t = np.tanh(x2.ref.mul(x2.ref.mul(x2.ref).mul(0.044715).add(1)).mul(SQRT_2_OVER_PI));
-  const y = x2.ref.mul(0.5).mul(t.ref.add(1));
-  const du = x2.ref.mul(x2.ref).mul(3 * 0.044715).add(1).mul(SQRT_2_OVER_PI);
-  const slope = t.ref.add(1).mul(0.5).add(x2.ref.mul(0.5).mul(t.ref.mul(t).neg().add(1)).mul(du));
+  const xx = x2.ref.mul(x2.ref);
+  const t = np.tanh(x2.ref.mul(xx.ref.mul(0.044715).add(1)).mul(SQRT_2_OVER_PI));
+  const onePlusT = t.ref.add(1);
+  const y = x2.ref.mul(0.5).mul(onePlusT.ref);
+  const du = xx.mul(3 * 0.044715).add(1).mul(SQRT_2_OVER_PI);
+  const slope = onePlusT.mul(0.5).add(x2.ref.mul(0.5).mul(t.ref.mul(t).neg().add(1)).mul(du));
   return y.add(x.sub(x2).mul(slope));
 }
 
