@@ -6,6 +6,8 @@
 //                                       on the same shapes: CUDA when the device is webgpu,
 //                                       else the CPU with as many threads as jax-js has
 //                                       (1, or SELFTOK_THREADS)
+//                    [--workers N]      data parallelism: each batch in N shares, this thread and
+//                                       N − 1 worker threads (PyTorch then gets N threads)
 //                    [--profile]        one more step under jax-js's profiler: kernels dispatched,
 //                                       time by kind, host time, the largest buffers at the peak
 import '../src/engine/wasm-threads.ts';
@@ -30,6 +32,7 @@ const program = new Command('bench')
   .option('--batch <list>', 'batch per config on this device (default: the config batch on GPU; tiny 16 / small 4 on CPU)')
   .option('--torch <python>', 'also time the same training step in PyTorch (bench/torch_step.py) with this Python')
   .option('--train-only', 'measure the training step only (no encode, decode or renderer figures)')
+  .option('--workers <n>', 'threads that share each training batch (data parallelism; the PyTorch step gets as many threads)', '1')
   .option('--profile', 'profile one more training step: kernels, time by kind, the largest buffers alive at the peak')
   .option('--child', 'internal: measure the given configs in this process and print rows as JSON')
   .parse();
@@ -46,6 +49,7 @@ if (!o.child) {
     const args = ['--import', 'tsx', 'bench/bench.ts', '--child', '--device', o.device, '--configs', name, '--steps', o.steps];
     if (o.profile) args.push('--profile');
     if (o.trainOnly) args.push('--train-only');
+    args.push('--workers', o.workers);
     if (o.batch) args.push('--batch', o.batch.split(',')[i]);
     const r = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     const line = r.stdout.trim().split('\n').pop() ?? '';
@@ -56,7 +60,7 @@ if (!o.child) {
     const part = JSON.parse(line);
     if (o.torch) {
       for (const row of part.rows) {
-        row.torch = torchStep(o.torch, row.config, row.batch, part.device);
+        row.torch = torchStep(o.torch, row.config, row.batch, part.device, Math.max(WASM_THREADS, Number(o.workers)));
         row.slowerThanTorch = row.trainStepMs / row.torch.stepMs;
       }
     }
@@ -80,6 +84,8 @@ type Row = {
   config: string;
   params: number;
   batch: number;
+  /** Threads sharing each batch (data parallelism); the peak memory is this thread's heap only. */
+  workers: number;
   trainStepMs: number;
   trainImagesPerSecond: number;
   /** null with --train-only */
@@ -99,9 +105,9 @@ type Row = {
  * Time the PyTorch mirror of the training step (bench/torch_step.py) for one config. A failure
  * (no such Python, no torch, no CUDA) ends the bench with one line, before any JSON is written.
  */
-function torchStep(python: string, config: string, batch: number, device: string): NonNullable<Row['torch']> {
+function torchStep(python: string, config: string, batch: number, device: string, threads: number): NonNullable<Row['torch']> {
   const args = ['bench/torch_step.py', '--config', `configs/${config}.json`, '--batch', String(batch)];
-  args.push(...(device === 'webgpu' ? ['--device', 'cuda'] : ['--device', 'cpu', '--threads', String(WASM_THREADS)]));
+  args.push(...(device === 'webgpu' ? ['--device', 'cuda'] : ['--device', 'cpu', '--threads', String(threads)]));
   const r = spawnSync(python, args, { encoding: 'utf8' });
   const line = r.stdout?.trim().split('\n').pop() ?? '';
   if (r.error || r.status !== 0 || !line.startsWith('{')) {
@@ -126,6 +132,7 @@ for (const [i, name] of names.entries()) {
   const B = batches?.[i] ?? (device === 'webgpu' ? cfg.train.batch : name === 'small' ? 4 : cfg.train.batch);
   mem.resetPeak();
   const t = Trainer.create(cfg, 0, B);
+  await t.startWorkers(Number(o.workers));
   const data = new ShapesSource(cfg.image.size);
   for (let s = 0; s < 2; s++) await t.trainStep(data);
   const t0 = performance.now();
@@ -155,6 +162,7 @@ for (const [i, name] of names.entries()) {
     config: name,
     params: countParams({ enc: m.params.enc, dec: m.params.dec } as unknown as Params),
     batch: B,
+    workers: t.workers,
     trainStepMs: stepMs,
     trainImagesPerSecond: (B / stepMs) * 1000,
     encodeImagesPerSecond,
@@ -164,6 +172,7 @@ for (const [i, name] of names.entries()) {
     peakMemoryMB: mem.peakBytes() / 2 ** 20,
     profile,
   });
+  await t.stopWorkers();
   t.dispose();
   console.error(`bench: ${name} measured`);
 }
@@ -183,12 +192,12 @@ function printTable(res: { device: string; machine: string; rows: Row[] }): void
   const f = (x: number, d = 1) => x.toFixed(d);
   const opt = (x: number | null, d = 1) => (x === null ? '–' : f(x, d));
   console.log(`device ${res.device} (${res.machine})`);
-  console.log('| config | params | batch | train step ms | train img/s | encode img/s | 50-step decode img/s | renderer img/s | train peak MB | PyTorch step ms | × PyTorch time | PyTorch peak MB | × PyTorch memory |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  console.log('| config | params | batch | workers | train step ms | train img/s | encode img/s | 50-step decode img/s | renderer img/s | train peak MB | PyTorch step ms | × PyTorch time | PyTorch peak MB | × PyTorch memory |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of res.rows) {
     const tr = r.torch ? `${f(r.torch.stepMs, 0)} (${r.torch.device}${r.torch.device === 'cpu' ? `, ${r.torch.threads} thread` : ''}) | ${f(r.trainStepMs / r.torch.stepMs, 2)} | ${f(r.torch.peakMB)} | ${f(r.trainPeakMemoryMB / r.torch.peakMB, 2)}` : '– | – | – | –';
     console.log(
-      `| ${r.config} | ${(r.params / 1e6).toFixed(2)} M | ${r.batch} | ${f(r.trainStepMs, 0)} | ${f(r.trainImagesPerSecond)} | ${opt(r.encodeImagesPerSecond)} | ${opt(r.decode50ImagesPerSecond, 2)} | ${opt(r.rendererImagesPerSecond)} | ${f(r.trainPeakMemoryMB)} | ${tr} |`,
+      `| ${r.config} | ${(r.params / 1e6).toFixed(2)} M | ${r.batch} | ${r.workers ?? 1} | ${f(r.trainStepMs, 0)} | ${f(r.trainImagesPerSecond)} | ${opt(r.encodeImagesPerSecond)} | ${opt(r.decode50ImagesPerSecond, 2)} | ${opt(r.rendererImagesPerSecond)} | ${f(r.trainPeakMemoryMB)} | ${tr} |`,
     );
   }
   for (const r of res.rows) if (r.profile) printProfile(r.config, r.batch, r.profile);

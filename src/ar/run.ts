@@ -32,6 +32,8 @@ export type ArRunOptions = {
   resume: boolean;
   ckptEvery: number;
   logEvery: number;
+  /** Threads that compute each batch (this one + workers − 1 worker threads); default 1. */
+  workers?: number;
   onPool?: (done: number, total: number) => void;
   onStart?: (t: ArTrainer) => void;
   onStep?: (log: { step: number; loss: number; lr: number; ms: number }) => void;
@@ -54,6 +56,7 @@ export async function runArTraining(o: ArRunOptions): Promise<{ trainer: ArTrain
   const data = await ScenesArData.open(o.out, o.tokenizer, trainer.model.vocab, cfg.train.pool, o.onPool);
   trainer.totalSteps = o.steps;
   trainer.cooldown = Math.round(cfg.train.cooldownFraction * o.steps);
+  await trainer.startWorkers(o.workers ?? 1);
   o.onStart?.(trainer);
   const logPath = join(o.out, 'train-log.jsonl');
   const t0 = performance.now();
@@ -67,5 +70,6 @@ export async function runArTraining(o: ArRunOptions): Promise<{ trainer: ArTrain
     if (trainer.step % o.logEvery === 0 || trainer.step === o.steps) appendFileSync(logPath, JSON.stringify(log) + '\n');
     if (trainer.step % o.ckptEvery === 0 || trainer.step === o.steps) await trainer.checkpoint(o.out);
   }
+  await trainer.stopWorkers();
   return { trainer, loss, seconds: (performance.now() - t0) / 1000 };
 }

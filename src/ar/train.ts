@@ -15,6 +15,7 @@ import { arForward, maskedNextTokenLoss, validateArConfig, type ArConfig, type A
 import { batchArrays, type Sequence } from './sequences.ts';
 import { readSafetensors } from '../node/safetensors-files.ts';
 import { saveModel } from '../node/models.ts';
+import { GradientPeer, hostBuckets, meanGradients, meanLoss, paramsFromBuckets, shares, startPeers, type PeerGradients, type PeerHandler } from '../engine/data-parallel.ts';
 
 export const AR_STATE_FILE = 'train-state.safetensors';
 
@@ -27,6 +28,9 @@ export class ArTrainer {
   private lossGrad: OwnedFunction<(p: ArParams, b: Batch) => [np.Array, np.Array[]]> | null = null;
   totalSteps = 0;
   cooldown = 0;
+
+  /** Worker threads that compute shares of each batch (startWorkers). */
+  private peers: GradientPeer[] = [];
 
   /** The metadata of the checkpoint this trainer resumed from (empty for a fresh one). */
   metadata: Record<string, string> = {};
@@ -121,14 +125,59 @@ export class ArTrainer {
     return { ids: np.array(a.ids, { dtype: np.int32 }).reshape([B, T]), targets: np.array(a.targets, { dtype: np.int32 }).reshape([B, T]), mask: np.array(a.mask).reshape([B, T]), cos, sin };
   }
 
+  /**
+   * Compute every batch in `workers` shares at once: this thread and `workers − 1` worker threads
+   * (engine/data-parallel.ts). The batches drawn and the update are the same; the gradient is
+   * the mean of the shares' gradients weighted by their answer tokens, equal to the whole
+   * batch's up to rounding.
+   */
+  async startWorkers(workers: number): Promise<void> {
+    if (workers <= 1 || this.peers.length) return;
+    if (this.cfg.train.batch < workers) throw new UserError(`--workers ${workers}: more workers than the batch (${this.cfg.train.batch}) has sequences`);
+    this.peers = await startPeers(workers - 1, new URL(import.meta.url), { cfg: this.cfg, tokenizer: this.model.tokenizer } satisfies PeerInit);
+  }
+
+  async stopWorkers(): Promise<void> {
+    await Promise.all(this.peers.splice(0).map((p) => p.close()));
+  }
+
+  get workers(): number {
+    return this.peers.length + 1;
+  }
+
   /** One AdamW step on a batch; returns the loss and the lr used. */
   async trainStep(seqs: Sequence[]): Promise<{ loss: number; lr: number }> {
     this.compile();
-    const [loss, grads] = this.lossGrad!(tree.ref(this.model.params), this.arrays(seqs));
-    const v = (await loss.data())[0];
     const lr = this.lrNow();
-    await this.applyGradients(v, grads, lr);
+    if (!this.peers.length) {
+      const [loss, grads] = this.lossGrad!(tree.ref(this.model.params), this.arrays(seqs));
+      const v = (await loss.data())[0];
+      await this.applyGradients(v, grads, lr);
+      return { loss: v, lr };
+    }
+    const parts = shares(seqs.length, this.peers.length + 1);
+    const params = await hostBuckets(this.model.params as unknown as Params, this.layout);
+    // the peers start on their shares before this thread computes its own
+    const remote = this.peers.map((p, i) => p.step<PeerGradients>({ params, seqs: seqs.slice(...parts[i + 1]) }));
+    const mine = seqs.slice(...parts[0]);
+    const [loss, grads] = this.lossGrad!(tree.ref(this.model.params), this.arrays(mine));
+    const own = (await loss.data())[0];
+    const replies = await Promise.all(remote);
+    const v = meanLoss(own, answerTokens(mine), replies);
+    await this.applyGradients(v, meanGradients(grads, answerTokens(mine), replies), lr);
     return { loss: v, lr };
+  }
+
+  /** Peer side: the loss and packed gradients of `seqs` at the parameters in `params` (host buckets). */
+  async shareGradients(params: Float32Array[], seqs: Sequence[]): Promise<PeerGradients> {
+    const old = this.model.params;
+    this.model.params = paramsFromBuckets(old as unknown as Params, this.layout, params) as unknown as ArParams;
+    tree.dispose(old as never);
+    this.compile();
+    const [loss, grads] = this.lossGrad!(tree.ref(this.model.params), this.arrays(seqs));
+    const host: Float32Array[] = [];
+    for (const g of grads) host.push(Float32Array.from((await g.data()) as Float32Array));
+    return { loss: (await loss.data())[0], weight: answerTokens(seqs), grads: host };
   }
 
   /**
@@ -175,9 +224,27 @@ export class ArTrainer {
   }
 
   dispose(): void {
+    for (const p of this.peers.splice(0)) void p.close();
     this.lossGrad?.dispose();
     this.update.dispose();
     tree.dispose([this.adam.m, this.adam.v] as never);
     this.model.dispose();
   }
+}
+
+/** The tokens a sequence's loss is taken over (its answer span): the weight of its share. */
+function answerTokens(seqs: Sequence[]): number {
+  return seqs.reduce((n, s) => n + s.answer[1] - s.answer[0], 0);
+}
+
+type PeerInit = { cfg: ArConfig; tokenizer: TokenizerRef };
+
+/** Worker side of `startWorkers` (engine/peer-worker.ts loads this module and calls it). */
+export async function createPeer(init: PeerInit): Promise<PeerHandler> {
+  const trainer = ArTrainer.create(init.cfg, init.tokenizer, 0);
+  return async (msg) => {
+    const { params, seqs } = msg as { params: Float32Array[]; seqs: Sequence[] };
+    const reply = await trainer.shareGradients(params, seqs);
+    return { reply, transfer: reply.grads.map((g) => g.buffer as ArrayBuffer) };
+  };
 }

@@ -15,7 +15,7 @@ import type { Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
 import { OutputSet } from '../node/fsx.ts';
 import { tokensFor } from './decode.ts';
-import { PACKAGE_ROOT, deviceOption, loadModel, parseFloatPos, parseInt10, progressBar, startDevice } from './common.ts';
+import { PACKAGE_ROOT, deviceOption, loadModel, parseFloatPos, parseInt10, progressBar, startDevice, workersOption } from './common.ts';
 import { loadArPair, loadArModel } from '../node/models.ts';
 import { toFloat } from '../io/pixels.ts';
 
@@ -57,7 +57,7 @@ export function arTrainCommand(): Command {
     .option('--ckpt-every <n>', 'checkpoint interval (steps)', parseInt10('--ckpt-every', 1), 250)
     .option('--log-every <n>', 'log interval (steps)', parseInt10('--log-every', 1), 25)
     .addHelpText('after', '\nExample:\n  selftok ar-train --tokenizer models/scenes --data scenes --out runs/scenes-ar --steps 3000\n');
-  return deviceOption(cmd).action(async (o) => {
+  return deviceOption(workersOption(cmd)).action(async (o) => {
     if (o.data !== 'scenes') throw new UserError(`--data ${o.data}: the AR model trains on captioned data; only 'scenes' has captions`);
     const cfg = loadArConfig(o.config);
     if (o.order) cfg.order = o.order;
@@ -75,6 +75,7 @@ export function arTrainCommand(): Command {
       resume: o.resume,
       ckptEvery: o.ckptEvery,
       logEvery: o.logEvery,
+      workers: o.workers,
       onPool: (d, t) => {
         poolBar ??= progressBar('tokenize', t);
         poolBar.update(d);
@@ -84,7 +85,7 @@ export function arTrainCommand(): Command {
         const c = t.cfg;
         process.stderr.write(
           `selftok: ${c.name}: ${(countParams(t.model.params as unknown as Params) / 1e6).toFixed(2)} M params, vocab ${c.vocab}, ${c.depth}×${c.dim}, ${c.order} order, ` +
-            `batch ${c.train.batch}, lr ${c.train.lr}, from step ${t.step} to ${o.steps}\n`,
+            `batch ${c.train.batch}${t.workers > 1 ? ` over ${t.workers} workers` : ''}, lr ${c.train.lr}, from step ${t.step} to ${o.steps}\n`,
         );
         bar = progressBar('ar-train', o.steps);
         bar.update(t.step);

@@ -66,9 +66,14 @@ export function guidanceOption(cmd: Command): Command {
     .option('--temperature <t>', "scale of the diffusion sampler's initial noise, ≥ 0; 1 = the reference sampler, lower = smoother and more faithful (default: the model's sampler.temperature)", parseFloatPos('--temperature', true));
 }
 
-/** The options every training command shares (steps, batch, lr, seed, resume, intervals). */
+/** `--workers N`: threads that share each batch (engine/data-parallel.ts). */
+export function workersOption(cmd: Command): Command {
+  return cmd.option('--workers <n>', 'threads that share each batch, one core each on wasm (data parallelism; 1 = this thread only)', parseInt10('--workers', 1), 1);
+}
+
+/** The options every training command shares (steps, batch, lr, seed, resume, intervals, workers). */
 export function trainingOptions(cmd: Command): Command {
-  return cmd
+  return workersOption(cmd)
     .requiredOption('--data <source>', 'shapes | scenes | photos | photos+skimage | corpus | mnist | a folder of images')
     .requiredOption('--out <dir>', 'output model directory (checkpoints, samples, log)')
     .option('--steps <n>', 'total training steps', parseInt10('--steps', 1), 2000)

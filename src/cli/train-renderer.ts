@@ -53,9 +53,10 @@ export function trainRendererCommand(): Command {
       ckptEvery: o.ckptEvery,
       sampleEvery: o.sampleEvery,
       logEvery: o.logEvery,
+      workers: o.workers,
       onStart: (t) => {
         process.stderr.write(
-          `selftok: renderer for ${t.cfg.name}: ${(countParams(t.model.params.ren as unknown as Params) / 1e6).toFixed(2)} M trainable params, perceptual ${t.perceptual}, batch ${t.batch}, lr ${t.lr}, from step ${t.step} to ${o.steps}\n`,
+          `selftok: renderer for ${t.cfg.name}: ${(countParams(t.model.params.ren as unknown as Params) / 1e6).toFixed(2)} M trainable params, perceptual ${t.perceptual}, batch ${t.batch}${t.workers > 1 ? ` over ${t.workers} workers` : ''}, lr ${t.lr}, from step ${t.step} to ${o.steps}\n`,
         );
         bar = progressBar('train-renderer', o.steps);
         bar.update(t.step);

@@ -39,11 +39,12 @@ export function trainCommand(): Command {
       ckptEvery: o.ckptEvery,
       sampleEvery: o.sampleEvery,
       logEvery: o.logEvery,
+      workers: o.workers,
       onStart: (t) => {
         const c = t.cfg;
         process.stderr.write(
           `selftok: ${c.name}: ${(countParams(t.model.params as unknown as Params) / 1e6).toFixed(2)} M params, K=${c.K}, C=${c.quantizer.codebookSize}, ` +
-            `${bitsPerPixel(c).toFixed(3)} bpp, batch ${t.batch}, lr ${t.lr}, from step ${t.step} to ${o.steps}\n`,
+            `${bitsPerPixel(c).toFixed(3)} bpp, batch ${t.batch}${t.workers > 1 ? ` over ${t.workers} workers` : ''}, lr ${t.lr}, from step ${t.step} to ${o.steps}\n`,
         );
         bar = progressBar('train', o.steps);
         bar.update(t.step);

@@ -28,6 +28,8 @@ export type TrainRunOptions = {
   ckptEvery: number;
   sampleEvery: number;
   logEvery: number;
+  /** Threads that compute each batch (this one + workers − 1 worker threads); default 1. */
+  workers?: number;
   onStart?: (t: Trainer) => void;
   onStep?: (log: StepLog, t: Trainer) => void;
 };
@@ -51,6 +53,7 @@ export async function runTraining(o: TrainRunOptions): Promise<{ trainer: Traine
   const samples = (await o.data.heldOut(8)).images;
   trainer.totalSteps = o.steps;
   trainer.cooldown = o.cooldown ?? Math.round((trainer.cfg.train.cooldownFraction ?? 0) * o.steps);
+  await trainer.startWorkers(o.workers ?? 1);
   o.onStart?.(trainer);
   const t0 = performance.now();
   let last: StepLog | null = null;
@@ -65,6 +68,7 @@ export async function runTraining(o: TrainRunOptions): Promise<{ trainer: Traine
       await writeSamples(trainer, samples, join(o.out, 'samples', `step-${String(trainer.step).padStart(6, '0')}.png`));
     }
   }
+  await trainer.stopWorkers();
   return { trainer, last, seconds: (performance.now() - t0) / 1000 };
 }
 

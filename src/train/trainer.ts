@@ -23,6 +23,7 @@ import { MobileNetV2, PERCEPTUAL_TAPS, type MobileNetWeights } from '../nn/mobil
 import type { RendererParams } from '../tokenizer/renderer.ts';
 import { readSafetensors, readSafetensorsMetadata } from '../node/safetensors-files.ts';
 import { saveModel } from '../node/models.ts';
+import { GradientPeer, hostBuckets, meanGradients, meanLoss, paramsFromBuckets, shares, startPeers, type PeerGradients, type PeerHandler } from '../engine/data-parallel.ts';
 
 export const STATE_FILE = 'train-state.safetensors';
 
@@ -93,6 +94,8 @@ export class Trainer {
   cooldown = 0;
   private update: ReturnType<typeof makeAdamUpdate>;
   private gradWeight: Float32Array;
+  /** Worker threads that compute shares of each batch (startWorkers). */
+  private peers: GradientPeer[] = [];
 
   private constructor(
     readonly model: Selftok,
@@ -245,11 +248,19 @@ export class Trainer {
 
   private async rendererStep(data: DataSource): Promise<StepLog> {
     const t0 = performance.now();
-    const cfg = this.cfg;
     const B = this.batch;
+    const host: RendererHostBatch = { B, pixels: await data.trainBatch(this.rng, B), lambdaP: perceptualWeight(this.step, this.totalSteps || this.step + 1) };
+    const { loss: lossV, grads, aux } = await this.shardedGradients(host, (h, from, to) => rendererRows(this.cfg, h, from, to), (h) => this.rendererShare(h));
+    const lr = this.applyGrads(grads);
+    this.model.step += 1;
+    return { step: this.step, loss: lossV, fm: aux.mse as number, commit: 0, entropy: 0, perceptual: aux.perceptual as number, lambdaP: host.lambdaP, lr, ms: performance.now() - t0, usage: 0, perplexity: 0, emaPerplexity: 0, deadReset: 0 };
+  }
+
+  /** The renderer's loss and packed gradients on a share of a batch (this thread or a peer). */
+  private async rendererShare(h: RendererHostBatch): Promise<ShareResult> {
+    const cfg = this.cfg;
     const { size, channels } = cfg.image;
-    const pixels = await data.trainBatch(this.rng, B);
-    const ids = await this.model.encode(pixels, B); // frozen encoder + codebook
+    const ids = await this.model.encode(h.pixels, h.B); // frozen encoder + codebook
     if (!this.renderGrad) {
       let perceptual: Perceptual = { kind: this.perceptual === 'none' ? 'none' : 'gradients' };
       if (this.perceptual === 'mobilenet') {
@@ -259,19 +270,15 @@ export class Trainer {
       }
       this.renderGrad = this.packedLossGrad((p: Trainable, b: RendererBatch) => rendererLoss(cfg, p as { ren: RendererParams }, b, perceptual));
     }
-    const lambdaP = perceptualWeight(this.step, this.totalSteps || this.step + 1);
     const batch: RendererBatch = {
-      tokens: this.model.embedIds(ids, B),
-      x0: this.model.toData(np.array(pixels).reshape([B, size, size, channels])),
-      lambdaP: np.array(lambdaP),
+      tokens: this.model.embedIds(ids, h.B),
+      x0: this.model.toData(np.array(h.pixels).reshape([h.B, size, size, channels])),
+      lambdaP: np.array(h.lambdaP),
       ...(this.perceptualWeights ? { features: tree.ref(this.perceptualWeights) } : {}),
     };
     const [[loss, aux], grads] = this.renderGrad!(tree.ref(this.trainable()), batch);
     const lossV = await this.checkFinite(loss, [aux, grads]);
-    const lr = this.applyGrads(grads);
-    const [mse, perceptual] = [(await aux.mse.data())[0], (await aux.perceptual.data())[0]];
-    this.model.step += 1;
-    return { step: this.step, loss: lossV, fm: mse, commit: 0, entropy: 0, perceptual, lambdaP, lr, ms: performance.now() - t0, usage: 0, perplexity: 0, emaPerplexity: 0, deadReset: 0 };
+    return { loss: lossV, weight: h.B, grads, aux: { mse: (await aux.mse.data())[0], perceptual: (await aux.perceptual.data())[0] } };
   }
 
   private async checkFinite(loss: np.Array, rest: unknown[]): Promise<number> {
@@ -301,7 +308,6 @@ export class Trainer {
     const t0 = performance.now();
     const cfg = this.cfg;
     const B = this.batch;
-    const { size, channels } = cfg.image;
     const pixels = await data.trainBatch(this.rng, B);
     const t = new Float32Array(B);
     const drop = new Float32Array(B);
@@ -313,36 +319,142 @@ export class Trainer {
     const mask = this.model.schedule.mask(t.map((v) => 1000 * v));
     const pDrop = fineTokenDropAt(cfg.train.fineTokenDrop ?? 0, cfg.train.fineTokenDropEnd, this.step, this.totalSteps);
     dropFinestTokens(mask, cfg.K, pDrop, () => this.rng.uniform());
-    const x0 = this.model.toData(np.array(pixels).reshape([B, size, size, channels]));
     const quantizing = this.step >= cfg.quantizer.continuousSteps;
     if (quantizing && !this.model.codebook.initialized) {
-      this.model.codebook.kmeansInit(await this.encoderVectors(x0.ref), this.rng);
+      this.model.codebook.kmeansInit(await this.encoderVectors(this.pixelsToData(pixels, B)), this.rng);
     }
+    const { size, channels } = cfg.image;
+    const host: TokenizerHostBatch = {
+      B,
+      pixels,
+      t,
+      mask,
+      drop,
+      keySeed: this.rng.nextU32() & 0x7fffffff,
+      codebook: this.model.codebook.codebook,
+      sampleGradWeight: tokenGradScale(t, cfg.train.lossTMin, cfg.train.encoderLossTMin ?? cfg.train.lossTMin),
+      divWeight: quantizing ? cfg.quantizer.diversityWeight * this.model.codebook.diversityGate() : 0,
+      quantizeOn: quantizing ? 1 : 0,
+      pixelWeight: cfg.train.edgeWeight ? edgeWeights(pixels, B, size, size, channels, cfg.train.edgeWeight) : undefined,
+    };
+    const { loss: lossV, grads, aux } = await this.shardedGradients(host, (h, from, to, share) => tokenizerRows(cfg, h, from, to, share), (h) => this.tokenizerShare(h));
+    const lr = this.applyGrads(grads);
+    const stats = quantizing
+      ? this.model.codebook.update(aux.z as Float32Array, aux.ids as Int32Array, B, this.rng)
+      : { usage: 0, perplexity: 0, emaPerplexity: 0, deadReset: 0 };
+    this.model.step += 1;
+    return { step: this.step, loss: lossV, fm: aux.fm as number, commit: aux.commit as number, entropy: aux.entropy as number, lr, ms: performance.now() - t0, ...stats };
+  }
+
+  private pixelsToData(pixels: Float32Array, B: number): np.Array {
+    const { size, channels } = this.cfg.image;
+    return this.model.toData(np.array(pixels).reshape([B, size, size, channels]));
+  }
+
+  /** The tokenizer's loss and packed gradients on a share of a batch (this thread or a peer). */
+  private async tokenizerShare(h: TokenizerHostBatch): Promise<ShareResult> {
+    const cfg = this.cfg;
+    const { size } = cfg.image;
+    const B = h.B;
     this.compile();
     const batch: TrainBatch = {
-      x0,
-      t: np.array(t),
-      mask: np.array(mask).reshape([B, cfg.K]),
-      drop: np.array(drop),
-      key: random.key(this.rng.nextU32() & 0x7fffffff),
-      codebook: this.model.codebookArray(),
+      x0: this.pixelsToData(h.pixels, B),
+      t: np.array(h.t),
+      mask: np.array(h.mask).reshape([B, cfg.K]),
+      drop: np.array(h.drop),
+      key: random.key(h.keySeed),
+      codebook: np.array(h.codebook).reshape([this.model.codebookSize, cfg.quantizer.dim]),
       gradWeight: np.array(this.gradWeight),
-      sampleGradWeight: np.array(tokenGradScale(t, cfg.train.lossTMin, cfg.train.encoderLossTMin ?? cfg.train.lossTMin)),
-      divWeight: np.array(quantizing ? cfg.quantizer.diversityWeight * this.model.codebook.diversityGate() : 0),
-      quantizeOn: np.array(quantizing ? 1 : 0),
-      ...(cfg.train.edgeWeight ? { pixelWeight: np.array(edgeWeights(pixels, B, size, size, channels, cfg.train.edgeWeight)).reshape([B, size, size, 1]) } : {}),
+      sampleGradWeight: np.array(h.sampleGradWeight),
+      divWeight: np.array(h.divWeight),
+      quantizeOn: np.array(h.quantizeOn),
+      ...(h.pixelWeight ? { pixelWeight: np.array(h.pixelWeight).reshape([B, size, size, 1]) } : {}),
     };
     const [[loss, aux], grads] = this.lossGrad!(tree.ref(this.trainable()), batch);
     const lossV = await this.checkFinite(loss, [aux, grads]);
-    const lr = this.applyGrads(grads);
-    const z = (await aux.z.data()) as Float32Array;
-    const ids = (await aux.ids.data()) as Int32Array;
-    const stats = quantizing
-      ? this.model.codebook.update(z, ids, B, this.rng)
-      : { usage: 0, perplexity: 0, emaPerplexity: 0, deadReset: 0 };
+    const z = Float32Array.from((await aux.z.data()) as Float32Array);
+    const ids = Int32Array.from((await aux.ids.data()) as Int32Array);
     const [fm, commit, entropy] = [(await aux.fm.data())[0], (await aux.commit.data())[0], (await aux.entropy.data())[0]];
-    this.model.step += 1;
-    return { step: this.step, loss: lossV, fm, commit, entropy, lr, ms: performance.now() - t0, ...stats };
+    return { loss: lossV, weight: B, grads, aux: { fm, commit, entropy, z, ids } };
+  }
+
+  /**
+   * Loss and gradients of a batch computed in shares: this thread takes the first share and each
+   * peer one of the others (engine/data-parallel.ts); the gradients and scalar figures are the
+   * shares' means weighted by their samples, and arrays (the encoder outputs, the ids) are
+   * concatenated in batch order. Without peers, the whole batch here. Every share is a mean over
+   * its samples, so the mean of the shares is the batch's, up to rounding, except the
+   * codebook's entropy term (spec §4.5), a function of each share's mean code distribution.
+   */
+  private async shardedGradients<H extends { B: number }>(
+    host: H,
+    rows: (h: H, from: number, to: number, share: number) => H,
+    local: (h: H) => Promise<ShareResult>,
+  ): Promise<{ loss: number; grads: np.Array[]; aux: Record<string, number | Float32Array | Int32Array> }> {
+    if (!this.peers.length) {
+      const r = await local(host);
+      return { loss: r.loss, grads: r.grads, aux: r.aux };
+    }
+    const parts = shares(host.B, this.peers.length + 1);
+    const params = await hostBuckets(this.trainable() as unknown as Params, this.layout);
+    // the peers start on their shares before this thread computes its own
+    const remote = this.peers.map((p, i) => p.step<PeerGradients>({ params, host: rows(host, ...parts[i + 1], i + 1) }));
+    const own = await local(rows(host, ...parts[0], 0));
+    const replies = await Promise.all(remote);
+    const loss = meanLoss(own.loss, own.weight, replies);
+    if (!Number.isFinite(loss)) {
+      tree.dispose(own.grads as never);
+      throw new NonFiniteLossError(`step ${this.step + 1}: loss is ${loss}; training stopped, the last checkpoint (step ${this.lastSaved}) is intact`);
+    }
+    const aux: Record<string, number | Float32Array | Int32Array> = {};
+    for (const [k, v] of Object.entries(own.aux)) {
+      const all = [v, ...replies.map((r) => r.aux![k])];
+      if (typeof v === 'number') aux[k] = meanLoss(v, own.weight, replies.map((r) => ({ ...r, loss: r.aux![k] as number })));
+      else aux[k] = concatTyped(all as (Float32Array | Int32Array)[]);
+    }
+    return { loss, grads: meanGradients(own.grads, own.weight, replies), aux };
+  }
+
+  /**
+   * Compute every batch in `workers` shares at once: this thread and `workers − 1` worker threads
+   * (engine/data-parallel.ts). The batches drawn, the RNG and the update stay as they are.
+   */
+  async startWorkers(workers: number): Promise<void> {
+    if (workers <= 1 || this.peers.length) return;
+    if (this.batch < workers) throw new UserError(`--workers ${workers}: more workers than the batch (${this.batch}) has images`);
+    const tensors = await this.model.tensors(false);
+    const init: PeerInit = { cfg: this.cfg, mode: this.mode, perceptual: this.perceptual, tensors };
+    this.peers = await startPeers(workers - 1, new URL(import.meta.url), init);
+  }
+
+  async stopWorkers(): Promise<void> {
+    await Promise.all(this.peers.splice(0).map((p) => p.close()));
+  }
+
+  get workers(): number {
+    return this.peers.length + 1;
+  }
+
+  /** Peer side: a share's loss, gradients and figures at the trainable parameters in `params` (host buckets). */
+  async peerShare(params: Float32Array[], host: TokenizerHostBatch | RendererHostBatch): Promise<PeerGradients> {
+    const old = this.trainable();
+    const fresh = paramsFromBuckets(old as unknown as Params, this.layout, params) as unknown as Trainable;
+    this.model.params = { ...this.model.params, ...fresh };
+    tree.dispose(old as never);
+    const r = this.mode === 'renderer' ? await this.rendererShare(host as RendererHostBatch) : await this.tokenizerShare(host as TokenizerHostBatch);
+    const grads: Float32Array[] = [];
+    for (const g of r.grads) grads.push(Float32Array.from((await g.data()) as Float32Array));
+    return { loss: r.loss, weight: r.weight, grads, aux: r.aux };
+  }
+
+  /** A trainer for a peer thread: the model from the main thread's tensors, no optimizer use. */
+  static forPeer(init: PeerInit): Trainer {
+    const model = Selftok.create(init.cfg, 0);
+    if (init.mode === 'renderer' || init.tensors.has('ren.canvas')) model.addRenderer(0);
+    model.loadTensors(init.tensors, 'gradient worker');
+    const t = new Trainer(model, new Rng(0), 1, 0, null, init.mode);
+    t.perceptual = init.perceptual;
+    return t;
   }
 
   lastSaved = 0;
@@ -383,6 +495,7 @@ export class Trainer {
   }
 
   dispose(): void {
+    for (const p of this.peers.splice(0)) void p.close();
     this.lossGrad?.dispose();
     this.renderGrad?.dispose();
     if (this.perceptualWeights) tree.dispose(this.perceptualWeights);
@@ -391,4 +504,68 @@ export class Trainer {
     tree.dispose([this.adam.m, this.adam.v] as never);
     this.model.dispose();
   }
+}
+
+/** What one share of a batch gives: its loss, weight (samples), packed gradients, figures. */
+type ShareResult = { loss: number; weight: number; grads: np.Array[]; aux: Record<string, number | Float32Array | Int32Array> };
+
+/** A tokenizer step's inputs on the host, one row per sample (shares are row ranges). */
+type TokenizerHostBatch = {
+  B: number;
+  pixels: Float32Array;
+  t: Float32Array;
+  mask: Float32Array;
+  drop: Float32Array;
+  /** ε's PRNG key (share i draws with keySeed + i). */
+  keySeed: number;
+  codebook: Float32Array;
+  sampleGradWeight: Float32Array;
+  divWeight: number;
+  quantizeOn: number;
+  pixelWeight?: Float32Array;
+};
+
+type RendererHostBatch = { B: number; pixels: Float32Array; lambdaP: number };
+
+type PeerInit = { cfg: SelftokConfig; mode: TrainMode; perceptual: PerceptualKind; tensors: Map<string, Tensor> };
+
+function tokenizerRows(cfg: SelftokConfig, h: TokenizerHostBatch, from: number, to: number, share: number): TokenizerHostBatch {
+  const px = cfg.image.size * cfg.image.size;
+  const rows = (a: Float32Array, n: number) => a.slice(from * n, to * n);
+  return {
+    ...h,
+    B: to - from,
+    pixels: rows(h.pixels, px * cfg.image.channels),
+    t: rows(h.t, 1),
+    mask: rows(h.mask, cfg.K),
+    drop: rows(h.drop, 1),
+    keySeed: (h.keySeed + share) & 0x7fffffff,
+    sampleGradWeight: rows(h.sampleGradWeight, 1),
+    pixelWeight: h.pixelWeight ? rows(h.pixelWeight, px) : undefined,
+  };
+}
+
+function rendererRows(cfg: SelftokConfig, h: RendererHostBatch, from: number, to: number): RendererHostBatch {
+  const n = cfg.image.size * cfg.image.size * cfg.image.channels;
+  return { ...h, B: to - from, pixels: h.pixels.slice(from * n, to * n) };
+}
+
+function concatTyped<T extends Float32Array | Int32Array>(parts: T[]): T {
+  const out = new (parts[0].constructor as new (n: number) => T)(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Worker side of `startWorkers` (engine/peer-worker.ts loads this module and calls it). */
+export async function createPeer(init: PeerInit): Promise<PeerHandler> {
+  const trainer = Trainer.forPeer(init);
+  return async (msg) => {
+    const { params, host } = msg as { params: Float32Array[]; host: TokenizerHostBatch | RendererHostBatch };
+    const reply = await trainer.peerShare(params, host);
+    return { reply, transfer: reply.grads.map((g) => g.buffer as ArrayBuffer) };
+  };
 }
