@@ -2,11 +2,15 @@
 # The scenes models from scratch on the CPU (issue #18): the tokenizer, then its one-step
 # renderer and the AR model side by side (the AR model needs only the tokens), then both
 # exported for shipping. Resumable: after a kill, run the same command again.
+# The tokenizer, which runs alone, splits its batches over WORKERS threads (default 2, one per
+# core of the 2-core machine; `--workers`, data parallelism); the renderer and the AR model then
+# take a core each (measured: the fastest arrangement on 2 cores, as the AR model's step
+# halves over 2 workers but the renderer's gains only 1.45×).
 #
 #   bash scripts/train-scenes.sh [OUT]        (default runs/scenes)
 #
 # Step counts: TOK_STEPS (6000), REN_STEPS (3000) then REN_MORE ("1500 1500"), AR_STEPS (2500); AR token order: ORDER (ar);
-# tokenizer config: CONFIG (scenes). Writes OUT/$CONFIG (tokenizer + renderer, int8) and
+# tokenizer config: CONFIG (scenes); WORKERS (2). Writes OUT/$CONFIG (tokenizer + renderer, int8) and
 # OUT/$CONFIG-ar (AR model, int8), and prints the wall time of each stage.
 # The spatial-token control of issue #19, same budget, raster order:
 #   CONFIG=scenes-spatial ORDER=encoder bash scripts/train-scenes.sh runs/spatial
@@ -19,12 +23,13 @@ REN_MORE=${REN_MORE:-1500 1500}
 AR_STEPS=${AR_STEPS:-2500}
 ORDER=${ORDER:-ar}
 CONFIG=${CONFIG:-scenes}
+WORKERS=${WORKERS:-2}
 S=(node bin/selftok.js)
 mkdir -p "$OUT"
 t0=$(date +%s)
 stage() { echo "train-scenes: $1 done at $(( $(date +%s) - t0 )) s"; }
 
-"${S[@]}" train --config "$CONFIG" --data scenes --out "$OUT/tokenizer-run" --steps "$TOK_STEPS" --sample-every 1000 --device wasm --resume
+"${S[@]}" train --config "$CONFIG" --data scenes --out "$OUT/tokenizer-run" --steps "$TOK_STEPS" --sample-every 1000 --device wasm --workers "$WORKERS" --resume
 # the tokens the AR model learns are those of the exported encoder and codebook (float16 in every
 # export format), the same in the shipped tokenizer-with-renderer below
 "${S[@]}" export --model "$OUT/tokenizer-run" --out "$OUT/tokenizer" --weights int8 --device wasm
