@@ -122,3 +122,20 @@ test('tokenizer: over 2 workers the codebook sees every image of the batch in or
   assert.ok(Number.isFinite(b.loss) && Math.abs(a.loss - b.loss) < 0.25 * a.loss, `loss ${a.loss} vs ${b.loss}`);
   for (let s = 0; s < 2; s++) assert.ok(Number.isFinite((await two.trainStep(data)).loss));
 });
+
+test('a worker that dies fails the step with one line instead of hanging it', async (t) => {
+  const TOK: TokenizerRef = { name: 'micro', fingerprint: 'f00d', K: 6, codebookSize: 16 };
+  const cfg = microArConfig({ maxLen: 24, train: { ...microArConfig().train, batch: 2 } });
+  const trainer = ArTrainer.create(cfg, TOK, 3);
+  await trainer.startWorkers(2);
+  t.after(async () => {
+    await trainer.stopWorkers();
+    trainer.dispose();
+  });
+  const v = trainer.model.vocab;
+  const seq = textToImage(v, v.encode('a red circle'), visualWords(v, [3, 1, 4, 1, 5, 9], 'ar'));
+  assert.ok(Number.isFinite((await trainer.trainStep([seq, seq])).loss));
+  // the worker thread ends under the trainer (as a crash or an out-of-memory kill would end it)
+  await (trainer as unknown as { peers: { worker: { terminate(): Promise<number> } }[] }).peers[0].worker.terminate();
+  await assert.rejects(trainer.trainStep([seq, seq]), /gradient worker exited/);
+});
