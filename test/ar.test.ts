@@ -21,6 +21,24 @@ function microAr(): ArConfig {
   return microArConfig({ maxLen: 24, train: { ...microArConfig().train, batch: 4, mix: { textToImage: 1, imageToText: 1, imageOnly: 0 }, pool: 8 } });
 }
 
+test('vocabMultiple: the table is padded to a multiple of it, a config whose vocab does not match is refused with one line', () => {
+  const m = ArModel.create(microAr(), TOK, 0);
+  const words = new Vocab(TOK.codebookSize).size;
+  assert.equal(m.cfg.vocab, Math.ceil(words / 8) * 8);
+  assert.ok(m.cfg.vocab > words, 'this vocabulary needs padding, so that the tests exercise it');
+  assert.deepEqual(m.params.embed.shape, [m.cfg.vocab, m.cfg.dim]);
+  const plain = ArModel.create({ ...microAr(), vocabMultiple: undefined }, TOK, 0);
+  assert.equal(plain.cfg.vocab, words);
+  // a model folder whose config says 69 rows where the multiple of 8 makes 72
+  const ck = { close() {} } as unknown as Parameters<typeof ArModel.fromCheckpoint>[2];
+  assert.throws(
+    () => ArModel.fromCheckpoint({ ar: { ...microAr(), vocab: words }, tokenizer: TOK }, 'm/config.json', ck),
+    (e: unknown) => e instanceof UserError && e.message === `AR config micro-ar: vocab ${words}, but the words and 16 visual words make ${words} (${m.cfg.vocab} rounded up to a multiple of 8)`,
+  );
+  m.dispose();
+  plain.dispose();
+});
+
 test('vocabulary: words and visual words share one id space; an unknown word is a one-line error that lists the words', () => {
   const v = new Vocab(16);
   assert.equal(v.size, v.visualBase + 16);
@@ -97,6 +115,8 @@ test('captions and questions: canonical order, unique-shape colour questions, cl
 test('cached sampling: the step-by-step logits with the key/value cache, and after a one-pass prefill, equal the full causal forward', async () => {
   const model = ArModel.create(microAr(), TOK, 3);
   const v = model.vocab;
+  // a row of logits: every id of the table, its padding included (ArConfig.vocabMultiple)
+  const V = model.cfg.vocab;
   const rng = new Rng(5);
   const B = 2;
   const T = 10;
@@ -106,9 +126,9 @@ test('cached sampling: the step-by-step logits with the key/value cache, and aft
   for (let t = 0; t < T; t++) {
     const step = await d.feed(Int32Array.from({ length: B }, (_, b) => ids[b * T + t]));
     for (let b = 0; b < B; b++) {
-      for (let i = 0; i < v.size; i++) {
-        const want = full[(b * T + t) * v.size + i];
-        assert.ok(Math.abs(step[b * v.size + i] - want) < 1e-4, `row ${b} position ${t} logit ${i}: ${step[b * v.size + i]} vs ${want}`);
+      for (let i = 0; i < V; i++) {
+        const want = full[(b * T + t) * V + i];
+        assert.ok(Math.abs(step[b * V + i] - want) < 1e-4, `row ${b} position ${t} logit ${i}: ${step[b * V + i]} vs ${want}`);
       }
     }
   }
@@ -116,7 +136,7 @@ test('cached sampling: the step-by-step logits with the key/value cache, and aft
   // a prefill of the first 6 positions in one pass, then the rest one by one: the same logits
   const d2 = model.decoder(B);
   const check = (got: Float32Array, t: number) => {
-    for (let b = 0; b < B; b++) for (let i = 0; i < v.size; i++) assert.ok(Math.abs(got[b * v.size + i] - full[(b * T + t) * v.size + i]) < 1e-4, `prefill: row ${b} position ${t}`);
+    for (let b = 0; b < B; b++) for (let i = 0; i < V; i++) assert.ok(Math.abs(got[b * V + i] - full[(b * T + t) * V + i]) < 1e-4, `prefill: row ${b} position ${t}`);
   };
   check(await d2.prefillRows([Array.from(ids.subarray(0, 6)), Array.from(ids.subarray(T, T + 6))]), 5);
   for (let t = 6; t < T; t++) check(await d2.feed(Int32Array.from({ length: B }, (_, b) => ids[b * T + t])), t);
@@ -125,7 +145,7 @@ test('cached sampling: the step-by-step logits with the key/value cache, and aft
   const ids2 = ids.slice();
   ids2[T - 1] = (ids2[T - 1] + 1) % v.size;
   const full2 = await model.logits(ids2, B);
-  for (let i = 0; i < (T - 1) * v.size; i++) assert.ok(Math.abs(full2[i] - full[i]) < 1e-5);
+  for (let i = 0; i < (T - 1) * V; i++) assert.ok(Math.abs(full2[i] - full[i]) < 1e-5);
   model.dispose();
 });
 

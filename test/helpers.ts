@@ -89,6 +89,8 @@ export function microArConfig(over: Partial<ArConfig> = {}): ArConfig {
   return {
     name: 'micro-ar',
     vocab: 0,
+    // as configs/ar/scenes.json: the table padded (the extra ids must never come out)
+    vocabMultiple: 8,
     dim: 32,
     depth: 2,
     heads: 2,

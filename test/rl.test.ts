@@ -84,14 +84,14 @@ test('one GRPO update on a toy reward raises log π of the rewarded sample and l
   const logpOf = async (m: ArModel): Promise<number[]> => {
     const T = 16;
     const { ids, targets, mask } = batchArrays(v, seqs, T);
-    const lp = visualLogProbs(await m.logits(ids, 2), targets, mask, v.size, v.visualBase);
+    const lp = visualLogProbs(await m.logits(ids, 2), targets, mask, m.cfg.vocab, v.visualBase, v.visualBase + v.codebookSize);
     return [0, 1].map((b) => lp.subarray(b * T, (b + 1) * T).reduce((a, x) => a + x, 0));
   };
   const before = await logpOf(policy);
   const rl = new GrpoTrainer(ArTrainer.fromModel(policy, 0), ref, { ...RL_DEFAULTS, lr: 1e-2, warmup: 0, seed: 0 });
   // sampling log-probs = the policy's own (it equals the reference before any update)
   const { ids, targets, mask } = batchArrays(v, seqs, 16);
-  const sampled = visualLogProbs(await policy.logits(ids, 2), targets, mask, v.size, v.visualBase).filter((_, i) => mask[i]);
+  const sampled = visualLogProbs(await policy.logits(ids, 2), targets, mask, policy.cfg.vocab, v.visualBase, v.visualBase + v.codebookSize).filter((_, i) => mask[i]);
   const r = await rl.update(seqs, groupAdvantages([1, 0], 2), Float32Array.from(sampled));
   assert.ok(Math.abs(r.kl) < 1e-6, `KL before the update: ${r.kl}`);
   const after = await logpOf(policy);

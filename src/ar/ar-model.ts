@@ -11,7 +11,7 @@ import { readModelFolder, type ModelFiles, type StoredModel } from '../io/model-
 import type { Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
-import { arForward, arPrefill, arStep, emptyCache, initAr, ropeTables, validateArConfig, type ArConfig, type ArParams, type KvCache } from './model.ts';
+import { arForward, arPrefill, arStep, emptyCache, initAr, paddedVocab, ropeTables, validateArConfig, type ArConfig, type ArParams, type KvCache } from './model.ts';
 import { codesOf, imagePrefix, questionPrefix, visualWords } from './sequences.ts';
 import { SPECIALS, Vocab } from './vocab.ts';
 
@@ -55,13 +55,15 @@ export class ArModel {
     public params: ArParams,
   ) {
     this.vocab = new Vocab(tokenizer.codebookSize);
-    if (cfg.vocab !== this.vocab.size) throw new UserError(`AR config ${cfg.name}: vocab ${cfg.vocab}, but the words and ${tokenizer.codebookSize} visual words make ${this.vocab.size}`);
+    if (cfg.vocab !== paddedVocab(this.vocab.size, cfg)) {
+      throw new UserError(`AR config ${cfg.name}: vocab ${cfg.vocab}, but the words and ${tokenizer.codebookSize} visual words make ${this.vocab.size}${cfg.vocabMultiple ? ` (${paddedVocab(this.vocab.size, cfg)} rounded up to a multiple of ${cfg.vocabMultiple})` : ''}`);
+    }
     this.rope = ropeTables(cfg.maxLen, cfg.dim / cfg.heads, cfg.ropeBase);
   }
 
   /** A fresh model for a tokenizer; `cfg.vocab` is filled in from the tokenizer's codebook. */
   static create(cfg: ArConfig, tokenizer: TokenizerRef, seed: number): ArModel {
-    const c = { ...cfg, vocab: new Vocab(tokenizer.codebookSize).size };
+    const c = { ...cfg, vocab: paddedVocab(new Vocab(tokenizer.codebookSize).size, cfg) };
     return new ArModel(c, tokenizer, initAr(c, new Init(new Rng(seed ^ 0x1a7e))));
   }
 
@@ -217,7 +219,7 @@ export class ArModel {
       let lu = du ? await du.prefill(imagePrefix(v, null)) : null;
       const rng = new Rng(s.seed >>> 0);
       const words: number[][] = Array.from({ length: n }, () => []);
-      const V = v.size;
+      const V = this.cfg.vocab; // the logits row: the words, the visual words and any padding (vocabMultiple)
       for (let k = 0; k < K; k++) {
         const next = new Int32Array(n);
         for (let b = 0; b < n; b++) {
@@ -273,7 +275,7 @@ export class ArModel {
       for (let i = 0; i < maxWords && d.pos < this.cfg.maxLen; i++) {
         const next = new Int32Array(n);
         for (let b = 0; b < n; b++) {
-          const row = logits.subarray(b * v.size, (b + 1) * v.size);
+          const row = logits.subarray(b * this.cfg.vocab, (b + 1) * this.cfg.vocab);
           let best = eos;
           for (let w = SPECIALS.length; w < v.visualBase; w++) if (row[w] > row[best]) best = w;
           next[b] = best;

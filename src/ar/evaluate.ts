@@ -188,7 +188,7 @@ export async function positionLoss(ar: ArModel, tokenizer: Selftok, perCategory:
       let k = 0;
       for (let t = 0; t < T; t++) {
         if (!mask[b * T + t]) continue;
-        const row = logits.subarray((b * T + t) * v.size, (b * T + t + 1) * v.size);
+        const row = logits.subarray((b * T + t) * ar.cfg.vocab, (b * T + t + 1) * ar.cfg.vocab);
         let max = -Infinity;
         for (const x of row) max = Math.max(max, x);
         let z = 0;

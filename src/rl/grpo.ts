@@ -62,16 +62,18 @@ export function grpoLoss(logits: np.Array, targets: np.Array, mask: np.Array, ad
   return perToken.sum().div(np.maximum(mask.sum(), 1));
 }
 
-/** 0 on the visual words [visualBase, V), −1e4 on the others: added to logits, a softmax over visual words only. */
-export function visualOnlyBias(V: number, visualBase: number): Float32Array {
+/** 0 on the visual words [visualBase, visualEnd), −1e4 on the others: added to logits, a softmax over visual words only. */
+export function visualOnlyBias(V: number, visualBase: number, visualEnd = V): Float32Array {
   const b = new Float32Array(V);
   b.fill(-1e4, 0, visualBase);
+  // ids past the visual words: the table's padding (ArConfig.vocabMultiple)
+  b.fill(-1e4, visualEnd, V);
   return b;
 }
 
 /** log π of each target under a softmax over the visual words only, on the host (the frozen reference). */
-export function visualLogProbs(logits: Float32Array, targets: Int32Array, mask: Float32Array, V: number, visualBase: number): Float32Array {
+export function visualLogProbs(logits: Float32Array, targets: Int32Array, mask: Float32Array, V: number, visualBase: number, visualEnd = V): Float32Array {
   const out = new Float32Array(targets.length);
-  for (let i = 0; i < targets.length; i++) if (mask[i]) out[i] = tokenStats(logits.subarray(i * V + visualBase, (i + 1) * V), 1, targets[i] - visualBase).logp;
+  for (let i = 0; i < targets.length; i++) if (mask[i]) out[i] = tokenStats(logits.subarray(i * V + visualBase, i * V + visualEnd), 1, targets[i] - visualBase).logp;
   return out;
 }

@@ -153,7 +153,7 @@ export class GrpoTrainer {
     const T = Math.ceil(Math.max(...seqs.map((s) => s.ids.length)) / 8) * 8;
     const B = seqs.length;
     const { ids, targets, mask } = batchArrays(v, seqs, T);
-    const logpRef = visualLogProbs(await this.ref.logits(ids, B), targets, mask, v.size, v.visualBase);
+    const logpRef = visualLogProbs(await this.ref.logits(ids, B), targets, mask, model.cfg.vocab, v.visualBase, v.visualBase + v.codebookSize);
     let kl = 0;
     let n = 0;
     for (let b = 0; b < B; b++) {
@@ -168,7 +168,7 @@ export class GrpoTrainer {
       mask: np.array(mask).reshape([B, T]),
       adv: np.array(adv),
       logpRef: np.array(logpRef).reshape([B, T]),
-      bias: np.array(visualOnlyBias(v.size, v.visualBase)),
+      bias: np.array(visualOnlyBias(model.cfg.vocab, v.visualBase, v.visualBase + v.codebookSize)),
       beta: np.array(this.cfg.kl),
       cos,
       sin,
