@@ -10,7 +10,7 @@
 #   bash scripts/train-scenes.sh [OUT]        (default runs/scenes)
 #
 # Step counts: TOK_STEPS (6000), REN_STEPS (3000) then REN_MORE ("1500 1500"), AR_STEPS (2500); AR token order: ORDER (ar);
-# tokenizer config: CONFIG (scenes); WORKERS (2). Writes OUT/$CONFIG (tokenizer + renderer, int8) and
+# tokenizer config: CONFIG (scenes); AR config: AR_CONFIG (scenes, configs/ar/); WORKERS (2). Writes OUT/$CONFIG (tokenizer + renderer, int8) and
 # OUT/$CONFIG-ar (AR model, int8), and prints the wall time of each stage.
 # The spatial-token control of issue #19, same budget, raster order:
 #   CONFIG=scenes-spatial ORDER=encoder bash scripts/train-scenes.sh runs/spatial
@@ -24,6 +24,7 @@ AR_STEPS=${AR_STEPS:-2500}
 ORDER=${ORDER:-ar}
 CONFIG=${CONFIG:-scenes}
 WORKERS=${WORKERS:-2}
+AR_CONFIG=${AR_CONFIG:-scenes}
 S=(node bin/selftok.js)
 mkdir -p "$OUT"
 t0=$(date +%s)
@@ -53,7 +54,7 @@ stage tokenizer
   echo "$prev" > "$OUT/renderer-final"
 ) > "$OUT/renderer.log" 2>&1 &
 renderer=$!
-"${S[@]}" ar-train --tokenizer "$OUT/tokenizer" --data scenes --out "$OUT/ar-run" --order "$ORDER" --steps "$AR_STEPS" --device wasm --resume
+"${S[@]}" ar-train --tokenizer "$OUT/tokenizer" --data scenes --out "$OUT/ar-run" --config "$AR_CONFIG" --order "$ORDER" --steps "$AR_STEPS" --device wasm --resume
 stage "AR model"
 wait "$renderer" || { echo "train-scenes: the renderer failed, see $OUT/renderer.log" >&2; exit 1; }
 stage renderer
