@@ -14,7 +14,7 @@ import { Trainer } from '../src/train/trainer.ts';
 import { Selftok } from '../src/tokenizer/model.ts';
 import { ShapesSource } from '../src/data/source.ts';
 import { flattenParams, type Params } from '../src/nn/params.ts';
-import { UserError } from '../src/util/errors.ts';
+import { NonFiniteLossError, UserError } from '../src/util/errors.ts';
 
 before(wasm);
 
@@ -138,4 +138,23 @@ test('a worker that dies fails the step with one line instead of hanging it', as
   // the worker thread ends under the trainer (as a crash or an out-of-memory kill would end it)
   await (trainer as unknown as { peers: { worker: { terminate(): Promise<number> } }[] }).peers[0].worker.terminate();
   await assert.rejects(trainer.trainStep([seq, seq]), /gradient worker exited/);
+});
+
+test('a non-finite loss in the share of a worker stops training as one in this thread does', async (t) => {
+  const cfg = microConfig((c) => (c.train.batch = 4));
+  // the last image of each batch (the worker's share) holds a NaN
+  class Poisoned extends ShapesSource {
+    override async trainBatch(...args: Parameters<ShapesSource['trainBatch']>): Promise<Float32Array> {
+      const px = await super.trainBatch(...args);
+      px[px.length - 1] = NaN;
+      return px;
+    }
+  }
+  const trainer = Trainer.forRenderer(Selftok.create(cfg, 7), 11, 4, 1e-3, 'none');
+  await trainer.startWorkers(2);
+  t.after(async () => {
+    await trainer.stopWorkers();
+    trainer.dispose();
+  });
+  await assert.rejects(trainer.trainStep(new Poisoned(cfg.image.size)), (e: unknown) => e instanceof NonFiniteLossError && /step 1: loss is NaN/.test(e.message));
 });

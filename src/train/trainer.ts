@@ -441,7 +441,14 @@ export class Trainer {
     const fresh = paramsFromBuckets(old as unknown as Params, this.layout, params) as unknown as Trainable;
     this.model.params = { ...this.model.params, ...fresh };
     tree.dispose(old as never);
-    const r = this.mode === 'renderer' ? await this.rendererShare(host as RendererHostBatch) : await this.tokenizerShare(host as TokenizerHostBatch);
+    let r: ShareResult;
+    try {
+      r = this.mode === 'renderer' ? await this.rendererShare(host as RendererHostBatch) : await this.tokenizerShare(host as TokenizerHostBatch);
+    } catch (e) {
+      // a non-finite loss is the main thread's to report: one line, the last checkpoint intact
+      if (e instanceof NonFiniteLossError) return { loss: NaN, weight: host.B, grads: [] };
+      throw e;
+    }
     const grads: Float32Array[] = [];
     for (const g of r.grads) grads.push(Float32Array.from((await g.data()) as Float32Array));
     return { loss: r.loss, weight: r.weight, grads, aux: r.aux };
