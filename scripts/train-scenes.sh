@@ -4,14 +4,16 @@
 # exported for shipping. Resumable: after a kill, run the same command again.
 # The tokenizer, which runs alone, splits its batches over WORKERS threads (default 2, one per
 # core of the 2-core machine; `--workers`, data parallelism); the renderer and the AR model then
-# take a core each (measured: the fastest arrangement on 2 cores, as the AR model's step
-# halves over 2 workers but the renderer's gains only 1.45×).
+# take a core each (from the measured steps, the faster arrangement on 2 cores: the AR model's
+# step halves over 2 workers but the renderer's gains only 1.45×, so running them side by side
+# beats running each over 2 workers in turn).
 #
 #   bash scripts/train-scenes.sh [OUT]        (default runs/scenes)
 #
 # Step counts: TOK_STEPS (6000), REN_STEPS (3000) then REN_MORE ("1500 1500"), AR_STEPS (2500); AR token order: ORDER (ar);
-# tokenizer config: CONFIG (scenes); AR config: AR_CONFIG (scenes, configs/ar/); WORKERS (2). Writes OUT/$CONFIG (tokenizer + renderer, int8) and
-# OUT/$CONFIG-ar (AR model, int8), and prints the wall time of each stage.
+# tokenizer config: CONFIG (scenes); AR config: AR_CONFIG (scenes, configs/ar/); WORKERS (2).
+# Writes OUT/$CONFIG (tokenizer + renderer, int8) and OUT/$CONFIG-ar (AR model, int8), and
+# prints the wall time of each stage.
 # The spatial-token control of issue #19, same budget, raster order:
 #   CONFIG=scenes-spatial ORDER=encoder bash scripts/train-scenes.sh runs/spatial
 set -euo pipefail
