@@ -15,7 +15,7 @@ import { arForward, maskedNextTokenLoss, validateArConfig, type ArConfig, type A
 import { batchArrays, type Sequence } from './sequences.ts';
 import { readSafetensors } from '../node/safetensors-files.ts';
 import { saveModel } from '../node/models.ts';
-import { GradientPeer, hostBuckets, meanGradients, meanLoss, paramsFromBuckets, shares, startPeers, type PeerGradients, type PeerHandler } from '../engine/data-parallel.ts';
+import { GradientPeer, hostBuckets, hostGradients, meanGradients, meanLoss, paramsFromBuckets, shares, startPeers, type PeerGradients, type PeerHandler } from '../engine/data-parallel.ts';
 
 export const AR_STATE_FILE = 'train-state.safetensors';
 
@@ -175,9 +175,7 @@ export class ArTrainer {
     tree.dispose(old as never);
     this.compile();
     const [loss, grads] = this.lossGrad!(tree.ref(this.model.params), this.arrays(seqs));
-    const host: Float32Array[] = [];
-    for (const g of grads) host.push(Float32Array.from((await g.data()) as Float32Array));
-    return { loss: (await loss.data())[0], weight: answerTokens(seqs), grads: host };
+    return { loss: (await loss.data())[0], weight: answerTokens(seqs), grads: await hostGradients(grads) };
   }
 
   /**

@@ -114,6 +114,13 @@ export async function hostBuckets(params: Params, layout: ParamLayout): Promise<
   return packHost(layout, (name) => host.get(name)!);
 }
 
+/** Peer side: packed gradients (consumed) as host arrays for the reply (their buffers move, not copy). */
+export async function hostGradients(grads: np.Array[]): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  for (const g of grads) out.push(Float32Array.from((await g.data()) as Float32Array));
+  return out;
+}
+
 /** Peer side: a parameter tree shaped like `like` from packed host buckets (uploaded, new arrays). */
 export function paramsFromBuckets(like: Params, layout: ParamLayout, buckets: Float32Array[]): Params {
   const at = new Map(layout.slots.map((s) => [s.name, s]));

@@ -23,7 +23,7 @@ import { MobileNetV2, PERCEPTUAL_TAPS, type MobileNetWeights } from '../nn/mobil
 import type { RendererParams } from '../tokenizer/renderer.ts';
 import { readSafetensors, readSafetensorsMetadata } from '../node/safetensors-files.ts';
 import { saveModel } from '../node/models.ts';
-import { GradientPeer, hostBuckets, meanGradients, meanLoss, paramsFromBuckets, shares, startPeers, type PeerGradients, type PeerHandler } from '../engine/data-parallel.ts';
+import { GradientPeer, hostBuckets, hostGradients, meanGradients, meanLoss, paramsFromBuckets, shares, startPeers, type PeerGradients, type PeerHandler } from '../engine/data-parallel.ts';
 
 export const STATE_FILE = 'train-state.safetensors';
 
@@ -449,9 +449,7 @@ export class Trainer {
       if (e instanceof NonFiniteLossError) return { loss: NaN, weight: host.B, grads: [] };
       throw e;
     }
-    const grads: Float32Array[] = [];
-    for (const g of r.grads) grads.push(Float32Array.from((await g.data()) as Float32Array));
-    return { loss: r.loss, weight: r.weight, grads, aux: r.aux };
+    return { loss: r.loss, weight: r.weight, grads: await hostGradients(r.grads), aux: r.aux };
   }
 
   /** A trainer for a peer thread: the model from the main thread's tensors, no optimizer use. */
