@@ -51,12 +51,13 @@ export async function runArTraining(o: ArRunOptions): Promise<{ trainer: ArTrain
     const ref = { ...(await ArModel.tokenizerRef(o.tokenizer)), path: tokenizerPathFrom(o.out, o.tokenizerDir) };
     trainer = ArTrainer.create(o.cfg, ref, o.seed);
   }
+  // before anything is written: a bad --workers is refused with an untouched --out
+  await trainer.startWorkers(o.workers ?? 1);
   mkdirSync(o.out, { recursive: true });
   const cfg = trainer.cfg;
   const data = await ScenesArData.open(o.out, o.tokenizer, trainer.model.vocab, cfg.train.pool, o.onPool);
   trainer.totalSteps = o.steps;
   trainer.cooldown = Math.round(cfg.train.cooldownFraction * o.steps);
-  await trainer.startWorkers(o.workers ?? 1);
   o.onStart?.(trainer);
   const logPath = join(o.out, 'train-log.jsonl');
   const t0 = performance.now();

@@ -48,12 +48,13 @@ export async function runTraining(o: TrainRunOptions): Promise<{ trainer: Traine
     else if (o.cfg) trainer = Trainer.create(o.cfg, o.seed, o.batch, o.lr);
     else throw new UserError('--config is required for a new training run');
   }
+  // before anything is written: a bad --workers is refused with an untouched --out
+  await trainer.startWorkers(o.workers ?? 1);
   mkdirSync(o.out, { recursive: true });
   const logPath = join(o.out, 'train-log.jsonl');
   const samples = (await o.data.heldOut(8)).images;
   trainer.totalSteps = o.steps;
   trainer.cooldown = o.cooldown ?? Math.round((trainer.cfg.train.cooldownFraction ?? 0) * o.steps);
-  await trainer.startWorkers(o.workers ?? 1);
   o.onStart?.(trainer);
   const t0 = performance.now();
   let last: StepLog | null = null;
