@@ -11,7 +11,7 @@ import { wasm, microArConfig, tmp, runCli, expectOneLineError } from './helpers.
 import { ArModel, type TokenizerRef } from '../src/ar/ar-model.ts';
 import { ArTrainer } from '../src/ar/train.ts';
 import { textToImage, batchArrays } from '../src/ar/sequences.ts';
-import { promptOf, renderScene, sceneForPrompt, toUnitRange, CATEGORIES, promptSplit } from '../src/ar/scenes.ts';
+import { promptOf, renderScene, sceneForPrompt, toUnitRange, CATEGORIES, inSplit } from '../src/ar/scenes.ts';
 import { scorePrompt } from '../src/ar/scorer.ts';
 import { groupAdvantages, grpoLoss, klK3, visualLogProbs, visualOnlyBias, zeroVariance } from '../src/rl/grpo.ts';
 import { GrpoTrainer, RL_DEFAULTS, readRlLog, rewardsOf, runRl, stepPrompts, type RlLog } from '../src/rl/train.ts';
@@ -116,7 +116,7 @@ test('rewards are the scorer\'s fraction of requirements met, prompt by prompt',
   assert.ok(r.every((x) => x >= 0 && x <= 1));
   // step prompts come from the training split only, deterministic by (seed, step)
   const p = stepPrompts(3, 17, 40);
-  assert.ok(p.every((s) => promptSplit(s) === 'train'));
+  assert.ok(p.every((s) => inSplit(s, 'train')));
   assert.deepEqual(stepPrompts(3, 17, 40), p);
   assert.ok(new Set(p.map((s) => s.category)).size === CATEGORIES.length);
 });

@@ -1,7 +1,8 @@
 // Captioned procedural scenes (issue #18): a low-saturation background and 1–4 non-overlapping
 // objects, each a shape in a palette colour, with prompts in GenEval's six categories.
 // Everything is deterministic by seed; training and held-out scenes come from disjoint seed
-// ranges, and held-out prompts from a disjoint set of prompt texts (see promptSplit).
+// ranges, and held-out prompts from a disjoint set of prompt texts (see promptSplit; the
+// categories with only 3 and 6 texts share them and hold out scenes).
 import { Rng } from '../util/rng.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -261,12 +262,29 @@ export const namesHeldOutCombo = (spec: PromptSpec): boolean =>
   spec.needs.some((n) => HELD_OUT_COMBOS.some(([c, s]) => n.colour === c && n.shape === s));
 
 /**
- * Which split a prompt text belongs to: every prompt naming a held-out combination, and one in
- * five of the others (by a hash of the text), are held out; the rest are for training.
+ * Categories with too few distinct prompt texts for a text hold-out: single object has 3
+ * (`a circle`, `a square`, `a triangle`), two objects 6. Holding one text out made each a
+ * zero-shot test of one prompt (`a triangle`: 16 × 4 samples of a word pair never seen), which
+ * the composition hold-out already measures. Their texts are in both splits and what is held
+ * out is the scene, as in GenEval, whose object classes every model has seen.
  */
-export function promptSplit(spec: PromptSpec): 'train' | 'heldout' {
+export const SHARED_TEXT_CATEGORIES: readonly Category[] = ['single_object', 'two_object'];
+
+/**
+ * Which split a prompt text belongs to: every prompt naming a held-out combination, and one in
+ * five of the others (by a hash of the text), are held out; the rest are for training; the
+ * texts of SHARED_TEXT_CATEGORIES are in both.
+ */
+export function promptSplit(spec: PromptSpec): 'train' | 'heldout' | 'both' {
   if (namesHeldOutCombo(spec)) return 'heldout';
+  if (SHARED_TEXT_CATEGORIES.includes(spec.category)) return 'both';
   return fnv1a(promptText(spec)) % 5 === 0 ? 'heldout' : 'train';
+}
+
+/** May this prompt text be drawn for the split? */
+export function inSplit(spec: PromptSpec, split: 'train' | 'heldout'): boolean {
+  const s = promptSplit(spec);
+  return s === split || s === 'both';
 }
 
 /** The n-th prompt of a split and category (deterministic; drawn until the split matches). */
@@ -274,6 +292,6 @@ export function promptOf(split: 'train' | 'heldout', category: Category, index: 
   const rng = new Rng((fnv1a(`${split}/${category}`) ^ Math.imul(index + 1, 0x9e3779b9)) >>> 0);
   for (;;) {
     const spec = randomPrompt(category, rng);
-    if (promptSplit(spec) === split) return spec;
+    if (inSplit(spec, split)) return spec;
   }
 }
