@@ -10,7 +10,7 @@
 #
 #   bash scripts/train-scenes.sh [OUT]        (default runs/scenes)
 #
-# Step counts: TOK_STEPS (6000), REN_STEPS (3000) then REN_MORE ("1500 1500"), AR_STEPS (2500); AR token order: ORDER (ar);
+# Step counts: TOK_STEPS (6000), REN_STEPS (3000) then REN_MORE ("1500 1500"), AR_STEPS (5000); AR token order: ORDER (ar);
 # tokenizer config: CONFIG (scenes); AR config: AR_CONFIG (scenes, configs/ar/); WORKERS (2).
 # Writes OUT/$CONFIG (tokenizer + renderer, int8) and OUT/$CONFIG-ar (AR model, int8), and
 # prints the wall time of each stage.
@@ -22,7 +22,7 @@ OUT=${1:-runs/scenes}
 TOK_STEPS=${TOK_STEPS:-6000}
 REN_STEPS=${REN_STEPS:-3000}
 REN_MORE=${REN_MORE:-1500 1500}
-AR_STEPS=${AR_STEPS:-2500}
+AR_STEPS=${AR_STEPS:-5000}
 ORDER=${ORDER:-ar}
 CONFIG=${CONFIG:-scenes}
 WORKERS=${WORKERS:-2}
