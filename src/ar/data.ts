@@ -14,7 +14,7 @@ import { writeFileAtomic } from '../node/fsx.ts';
 import type { Rng } from '../util/rng.ts';
 import type { ArConfig } from './model.ts';
 import { CATEGORIES, promptOf, promptText, randomScene, renderScene, sceneForPrompt, toUnitRange, type PromptSpec, type Scene } from './scenes.ts';
-import { imageToText, textToImage, visualWords, type Sequence } from './sequences.ts';
+import { dialogue, textToImage, turnLength, visualWords, type Sequence, type Turn } from './sequences.ts';
 import { CAPTION_QUESTION, caption, questions, showsHeldOutCombo } from './text.ts';
 import type { Vocab } from './vocab.ts';
 import { readSafetensors } from '../node/safetensors-files.ts';
@@ -52,7 +52,7 @@ export async function tokenizeScenes(tokenizer: Selftok, scenes: Scene[], onBatc
 }
 
 export class ScenesArData {
-  private qaCache = new Map<number, { q: number[]; a: number[] }[]>();
+  private qaCache = new Map<number, Turn[]>();
 
   private constructor(
     readonly vocab: Vocab,
@@ -108,7 +108,7 @@ export class ScenesArData {
   }
 
   /** The caption (as a question) and every question of the i-th image→text scene, as word ids. */
-  private qa(i: number): { q: number[]; a: number[] }[] {
+  private qa(i: number): Turn[] {
     let qa = this.qaCache.get(i);
     if (!qa) {
       const scene = randomScene(this.seeds[i], this.size);
@@ -118,7 +118,11 @@ export class ScenesArData {
     return qa;
   }
 
-  /** A batch of sequences in the config's mix (the caption is asked in a third of image→text rows). */
+  /**
+   * A batch of sequences in the config's mix. An image→text row opens with the caption in a third
+   * of rows, else with one of the questions; with `train.turns` above 1 it goes on with the
+   * scene's other questions in random order while they fit in maxLen.
+   */
   batch(rng: Rng, B: number, cfg: ArConfig): Sequence[] {
     const { textToImage: wt, imageToText: wi, imageOnly: wo } = cfg.train.mix;
     const total = wt + wi + wo;
@@ -138,8 +142,25 @@ export class ScenesArData {
       }
       const i = rng.int(0, n);
       const qa = this.qa(i);
-      const pick = rng.uniform() < 1 / 3 ? qa[0] : qa[rng.int(1, qa.length)];
-      return imageToText(this.vocab, visualWords(this.vocab, this.codes(this.sceneCodes, i), cfg.order), pick.q, pick.a);
+      const first = rng.uniform() < 1 / 3 ? 0 : rng.int(1, qa.length);
+      const turns = [qa[first]];
+      const most = cfg.train.turns ?? 1;
+      if (most > 1) {
+        // the other questions (never the caption after a question), shuffled, while they fit
+        const rest = qa.slice(1).filter((_, j) => j + 1 !== first);
+        for (let k = rest.length - 1; k > 0; k--) {
+          const j = rng.int(0, k + 1);
+          [rest[k], rest[j]] = [rest[j], rest[k]];
+        }
+        let room = cfg.maxLen - (this.K + 3) - turnLength(qa[first]);
+        for (const t of rest) {
+          if (turns.length >= most) break;
+          if (turnLength(t) > room) continue;
+          turns.push(t);
+          room -= turnLength(t);
+        }
+      }
+      return dialogue(this.vocab, visualWords(this.vocab, this.codes(this.sceneCodes, i), cfg.order), turns);
     });
   }
 }

@@ -50,6 +50,12 @@ export type ArTrainConfig = OptimizerSettings & {
   mix: { textToImage: number; imageToText: number; imageOnly: number };
   /** Scenes tokenized once for training (text→image and image→text pools each). */
   pool: number;
+  /**
+   * Most question–answer turns in one image→text row (default 1: one question per row, the
+   * issue's format). Above 1, a row goes on with more questions about the same image while they
+   * fit in maxLen (sequences.ts `dialogue`): more answers per image for the same forward pass.
+   */
+  turns?: number;
 };
 
 type Block = { attnNorm: np.Array; qkv: Linear; proj: Linear; mlpNorm: np.Array; gate: Linear; up: Linear; down: Linear };
@@ -72,6 +78,7 @@ export function validateArConfig(raw: unknown, where: string): ArConfig {
   if (!mix || !(mix.textToImage >= 0 && mix.imageToText >= 0 && mix.imageOnly >= 0) || mix.textToImage + mix.imageToText + mix.imageOnly <= 0) {
     fail('train.mix needs non-negative textToImage, imageToText, imageOnly with a positive sum');
   }
+  if (t.turns !== undefined && !(Number.isInteger(t.turns) && t.turns >= 1)) fail('train.turns must be a positive integer');
   return c;
 }
 

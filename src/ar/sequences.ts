@@ -2,12 +2,15 @@
 //   text → image   [BOS] prompt [BOV] v₁ … v_K [EOV] [EOS]      loss on v₁ … v_K
 //   image only     [BOS] [BOV] v₁ … v_K [EOV] [EOS]             loss on v₁ … v_K (also the prompt-dropped text → image)
 //   image → text   [BOS] [BOV] v₁ … v_K [EOV] question answer [EOS]   loss on answer [EOS]
+//   dialogue       [BOS] [BOV] v₁ … v_K [EOV] q₁ a₁ [EOS] q₂ a₂ [EOS] …  loss on every aᵢ [EOS]
+//                  (several questions about one image in one row; its first turn is exactly
+//                  the image → text sequence, so the model is asked at test time as before)
 // Visual tokens go in the model's order: 'ar' is the reversed encoder order (coarse first, as
 // the official README says to feed an AR model), 'encoder' the order the encoder emits.
 import type { Vocab } from './vocab.ts';
 
-/** A sequence and the span [start, end) of its tokens that are predicted with loss. */
-export type Sequence = { ids: number[]; answer: [number, number] };
+/** A sequence and the spans [start, end) of its tokens that are predicted with loss. */
+export type Sequence = { ids: number[]; spans: [number, number][] };
 
 /** Encoder-order codes of one image → visual word ids in the model's order. */
 export function visualWords(vocab: Vocab, codes: ArrayLike<number>, order: 'ar' | 'encoder'): number[] {
@@ -29,7 +32,7 @@ export function imagePrefix(vocab: Vocab, prompt: number[] | null): number[] {
 /** Text → image (prompt null: the image-only / prompt-dropped sequence). */
 export function textToImage(vocab: Vocab, prompt: number[] | null, visual: number[]): Sequence {
   const head = imagePrefix(vocab, prompt);
-  return { ids: [...head, ...visual, vocab.special('[EOV]'), vocab.special('[EOS]')], answer: [head.length, head.length + visual.length] };
+  return { ids: [...head, ...visual, vocab.special('[EOV]'), vocab.special('[EOS]')], spans: [[head.length, head.length + visual.length]] };
 }
 
 /** The prefix the model continues with an answer: [BOS] [BOV] v… [EOV] question. */
@@ -39,13 +42,31 @@ export function questionPrefix(vocab: Vocab, visual: number[], question: number[
 
 /** Image → text: a question about the image and its answer. */
 export function imageToText(vocab: Vocab, visual: number[], question: number[], answer: number[]): Sequence {
-  const head = questionPrefix(vocab, visual, question);
-  return { ids: [...head, ...answer, vocab.special('[EOS]')], answer: [head.length, head.length + answer.length + 1] };
+  return dialogue(vocab, visual, [{ q: question, a: answer }]);
 }
+
+/** A question–answer turn as word ids. */
+export type Turn = { q: number[]; a: number[] };
+
+/** Image → text with several turns: each answer ends with [EOS] and is predicted with loss. */
+export function dialogue(vocab: Vocab, visual: number[], turns: Turn[]): Sequence {
+  const eos = vocab.special('[EOS]');
+  const ids = [vocab.special('[BOS]'), vocab.special('[BOV]'), ...visual, vocab.special('[EOV]')];
+  const spans: [number, number][] = [];
+  for (const { q, a } of turns) {
+    ids.push(...q);
+    spans.push([ids.length, ids.length + a.length + 1]);
+    ids.push(...a, eos);
+  }
+  return { ids, spans };
+}
+
+/** Length of a turn in tokens (question, answer, [EOS]). */
+export const turnLength = (t: Turn): number => t.q.length + t.a.length + 1;
 
 /**
  * A batch as the arrays the loss takes: ids B×T (padded with [PAD]), targets B×T (ids shifted
- * left by one) and mask B×T, 1 where the target is in the sequence's answer span.
+ * left by one) and mask B×T, 1 where the target is in one of the sequence's answer spans.
  */
 export function batchArrays(vocab: Vocab, seqs: Sequence[], T: number): { ids: Int32Array; targets: Int32Array; mask: Float32Array } {
   const B = seqs.length;
@@ -59,7 +80,7 @@ export function batchArrays(vocab: Vocab, seqs: Sequence[], T: number): { ids: I
       ids[b * T + t] = id;
       if (t > 0) targets[b * T + t - 1] = id;
     });
-    for (let t = s.answer[0]; t < s.answer[1]; t++) mask[b * T + t - 1] = 1;
+    for (const [start, end] of s.spans) for (let t = start; t < end; t++) mask[b * T + t - 1] = 1;
   });
   return { ids, targets, mask };
 }

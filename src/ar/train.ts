@@ -230,9 +230,9 @@ export class ArTrainer {
   }
 }
 
-/** The tokens a sequence's loss is taken over (its answer span): the weight of its share. */
+/** The tokens a sequence's loss is taken over (its answer spans): the weight of its share. */
 function answerTokens(seqs: Sequence[]): number {
-  return seqs.reduce((n, s) => n + s.answer[1] - s.answer[0], 0);
+  return seqs.reduce((n, s) => n + s.spans.reduce((m, [a, b]) => m + b - a, 0), 0);
 }
 
 type PeerInit = { cfg: ArConfig; tokenizer: TokenizerRef };
