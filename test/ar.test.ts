@@ -6,7 +6,13 @@ import { wasm, microArConfig } from './helpers.ts';
 import { ArModel, sampleLogits, type TokenizerRef } from '../src/ar/ar-model.ts';
 import { ArTrainer } from '../src/ar/train.ts';
 import type { ArConfig } from '../src/ar/model.ts';
-import { batchArrays, codesOf, imageToText, textToImage, visualWords } from '../src/ar/sequences.ts';
+import { batchArrays, codesOf, dialogue, imageToText, textToImage, visualIndices, visualWords } from '../src/ar/sequences.ts';
+import { POOL_FILE, ScenesArData } from '../src/ar/data.ts';
+import { encodeSafetensors } from '../src/io/safetensors.ts';
+import type { Selftok } from '../src/tokenizer/model.ts';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CAPTION_QUESTION, caption, questions } from '../src/ar/text.ts';
 import { Vocab, SPECIALS } from '../src/ar/vocab.ts';
 import type { Scene } from '../src/ar/scenes.ts';
@@ -78,9 +84,64 @@ test('sequences: visual tokens in reversed encoder order; the loss mask covers e
   assert.deepEqual(masked(0), words);
   // row 1: the answer and [EOS], nothing of the image or the question
   assert.deepEqual(masked(1).map(name), ['one', '[EOS]']);
+  // each visual token's index in its image, K (6) elsewhere
+  assert.deepEqual(Array.from(visualIndices(v, [...t2i.ids, ...i2t.ids.slice(0, t2i.ids.length)], 2, 6)), [
+    ...[6, 6, 6, 6, 6, 0, 1, 2, 3, 4, 5, 6, 6],
+    ...[6, 6, 0, 1, 2, 3, 4, 5, 6, 6, 6, 6, 6],
+  ]);
   // targets are the ids shifted by one; padding is [PAD]
   assert.equal(a.targets[0], a.ids[1]);
   assert.equal(a.ids[T - 1], v.special('[PAD]'));
+});
+
+test('dialogue: several turns about one image; its first turn is the image → text sequence; the mask covers every answer and its [EOS]', () => {
+  const v = new Vocab(16);
+  const words = visualWords(v, Int32Array.from([1, 2, 3, 4, 5, 6]), 'ar');
+  const name = (id: number) => (v.isVisual(id) ? 'v' : v.words[id]);
+  const turns = [
+    { q: v.encode('how many circles?'), a: v.encode('one') },
+    { q: v.encode(CAPTION_QUESTION), a: v.encode('a red circle') },
+  ];
+  const d = dialogue(v, words, turns);
+  const one = imageToText(v, words, turns[0].q, turns[0].a);
+  assert.deepEqual(d.ids.slice(0, one.ids.length), one.ids);
+  assert.deepEqual(d.ids.slice(one.ids.length).map(name), ['what', 'is', 'in', 'the', 'image', '?', 'a', 'red', 'circle', '[EOS]']);
+  const T = 32;
+  const a = batchArrays(v, [d], T);
+  const masked = Array.from({ length: T }, (_, t) => t).filter((t) => a.mask[t] === 1).map((t) => name(a.targets[t]));
+  assert.deepEqual(masked, ['one', '[EOS]', 'a', 'red', 'circle', '[EOS]']);
+});
+
+test('training rows with train.turns: image → text rows hold several questions of their scene within maxLen, the caption only first; turns 1 keeps one', async () => {
+  const K = 6;
+  const pool = 16;
+  const dir = mkdtempSync(join(tmpdir(), 'selftok-pool-'));
+  const rng = new Rng(1);
+  const codes = () => Int32Array.from({ length: pool * K }, () => rng.int(0, 16));
+  const tensors = new Map([
+    ['promptCodes', { dtype: 'I32' as const, shape: [pool, K], data: codes() }],
+    ['sceneCodes', { dtype: 'I32' as const, shape: [pool, K], data: codes() }],
+    ['seeds', { dtype: 'I32' as const, shape: [pool], data: Int32Array.from({ length: pool }, (_, i) => 2_000_000 + i) }],
+  ]);
+  writeFileSync(join(dir, POOL_FILE), encodeSafetensors(tensors, { format: 'selftok-ar-pool', tokenizer: 'f00d' }));
+  const tokenizer = { cfg: { image: { size: 64 }, K }, tokenFingerprint: async () => 'f00d' } as unknown as Selftok;
+  const v = new Vocab(16);
+  const data = await ScenesArData.open(dir, tokenizer, v, pool);
+  const base = microArConfig();
+  const cfg = (turns: number): ArConfig => ({ ...base, maxLen: 40, train: { ...base.train, mix: { textToImage: 0, imageToText: 1, imageOnly: 0 }, turns } });
+  const caption = v.encode(CAPTION_QUESTION);
+  const startsWith = (ids: number[], at: number, w: number[]) => w.every((x, i) => ids[at + i] === x);
+  let several = 0;
+  for (const seq of data.batch(new Rng(2), 64, cfg(8))) {
+    assert.ok(seq.ids.length <= 40, `row of ${seq.ids.length} tokens`);
+    assert.ok(seq.spans.length >= 1 && seq.spans.length <= 8);
+    if (seq.spans.length > 1) several++;
+    // turns after the first never ask for the caption
+    for (const [, end] of seq.spans.slice(0, -1)) assert.ok(!startsWith(seq.ids, end, caption));
+    for (const [, end] of seq.spans) assert.equal(seq.ids[end - 1], v.special('[EOS]'));
+  }
+  assert.ok(several > 32, `${several} of 64 rows hold more than one turn`);
+  for (const seq of data.batch(new Rng(2), 64, cfg(1))) assert.equal(seq.spans.length, 1);
 });
 
 test('captions and questions: canonical order, unique-shape colour questions, clear relations only', () => {
@@ -112,42 +173,48 @@ test('captions and questions: canonical order, unique-shape colour questions, cl
   assert.doesNotThrow(() => v.encode(`${CAPTION_QUESTION} ${caption(scene)}`));
 });
 
-test('cached sampling: the step-by-step logits with the key/value cache, and after a one-pass prefill, equal the full causal forward', async () => {
-  const model = ArModel.create(microAr(), TOK, 3);
-  const v = model.vocab;
-  // a row of logits: every id of the table, its padding included (ArConfig.vocabMultiple)
-  const V = model.cfg.vocab;
-  const rng = new Rng(5);
-  const B = 2;
-  const T = 10;
-  const ids = Int32Array.from({ length: B * T }, () => rng.int(0, v.size));
-  const full = await model.logits(ids, B);
-  const d = model.decoder(B);
-  for (let t = 0; t < T; t++) {
-    const step = await d.feed(Int32Array.from({ length: B }, (_, b) => ids[b * T + t]));
-    for (let b = 0; b < B; b++) {
-      for (let i = 0; i < V; i++) {
-        const want = full[(b * T + t) * V + i];
-        assert.ok(Math.abs(step[b * V + i] - want) < 1e-4, `row ${b} position ${t} logit ${i}: ${step[b * V + i]} vs ${want}`);
+for (const visualPositions of [false, true]) {
+  test(`cached sampling${visualPositions ? ', with visual positions' : ''}: the step-by-step logits with the key/value cache, and after a one-pass prefill, equal the full causal forward`, async () => {
+    const model = ArModel.create({ ...microAr(), visualPositions }, TOK, 3);
+    assert.equal(model.params.visualPos !== undefined, visualPositions);
+    const v = model.vocab;
+    // a row of logits: every id of the table, its padding included (ArConfig.vocabMultiple)
+    const V = model.cfg.vocab;
+    const rng = new Rng(5);
+    const B = 2;
+    const T = 12;
+    // real sequences (a prompt then an image; an image then a question), so that images start at different offsets
+    const img = () => visualWords(v, Int32Array.from({ length: TOK.K }, () => rng.int(0, TOK.codebookSize)), 'ar');
+    const rows = [textToImage(v, v.encode('a red circle'), img()).ids, imageToText(v, img(), v.encode('how many circles?'), v.encode('one')).ids];
+    const ids = Int32Array.from(rows.flatMap((r) => r.slice(0, T)));
+    const full = await model.logits(ids, B);
+    const d = model.decoder(B);
+    for (let t = 0; t < T; t++) {
+      const step = await d.feed(Int32Array.from({ length: B }, (_, b) => ids[b * T + t]));
+      for (let b = 0; b < B; b++) {
+        for (let i = 0; i < V; i++) {
+          const want = full[(b * T + t) * V + i];
+          assert.ok(Math.abs(step[b * V + i] - want) < 1e-4, `row ${b} position ${t} logit ${i}: ${step[b * V + i]} vs ${want}`);
+        }
       }
     }
-  }
-  d.dispose();
-  // a prefill of the first 6 positions in one pass, then the rest one by one: the same logits
-  const d2 = model.decoder(B);
-  const check = (got: Float32Array, t: number) => {
-    for (let b = 0; b < B; b++) for (let i = 0; i < V; i++) assert.ok(Math.abs(got[b * V + i] - full[(b * T + t) * V + i]) < 1e-4, `prefill: row ${b} position ${t}`);
-  };
-  check(await d2.prefillRows([Array.from(ids.subarray(0, 6)), Array.from(ids.subarray(T, T + 6))]), 5);
-  for (let t = 6; t < T; t++) check(await d2.feed(Int32Array.from({ length: B }, (_, b) => ids[b * T + t])), t);
-  d2.dispose();
-  // causality: changing a later token leaves earlier logits unchanged
-  const ids2 = ids.slice();
-  ids2[T - 1] = (ids2[T - 1] + 1) % v.size;
-  const full2 = await model.logits(ids2, B);
-  for (let i = 0; i < (T - 1) * V; i++) assert.ok(Math.abs(full2[i] - full[i]) < 1e-5);
-  model.dispose();
-});
+    d.dispose();
+    // a prefill of the first 6 positions in one pass (row 0 stops inside its image), then the rest one by one: the same logits
+    const d2 = model.decoder(B);
+    const check = (got: Float32Array, t: number) => {
+      for (let b = 0; b < B; b++) for (let i = 0; i < V; i++) assert.ok(Math.abs(got[b * V + i] - full[(b * T + t) * V + i]) < 1e-4, `prefill: row ${b} position ${t}`);
+    };
+    check(await d2.prefillRows([Array.from(ids.subarray(0, 6)), Array.from(ids.subarray(T, T + 6))]), 5);
+    for (let t = 6; t < T; t++) check(await d2.feed(Int32Array.from({ length: B }, (_, b) => ids[b * T + t])), t);
+    d2.dispose();
+    // causality: changing a later token leaves earlier logits unchanged
+    const ids2 = ids.slice();
+    ids2[T - 1] = (ids2[T - 1] + 1) % v.size;
+    const full2 = await model.logits(ids2, B);
+    for (let i = 0; i < (T - 1) * V; i++) assert.ok(Math.abs(full2[i] - full[i]) < 1e-5);
+    model.dispose();
+  });
+}
 
 test('sampleLogits: temperature 0 is argmax, top-k 1 is argmax at any temperature, top-k keeps the k largest', () => {
   const l = Float32Array.from([0.1, 2, -1, 1.9, 0]);

@@ -12,7 +12,7 @@ import type { Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
 import { arForward, arPrefill, arStep, emptyCache, initAr, paddedVocab, ropeTables, validateArConfig, type ArConfig, type ArParams, type KvCache } from './model.ts';
-import { codesOf, imagePrefix, questionPrefix, visualWords } from './sequences.ts';
+import { codesOf, imagePrefix, questionPrefix, visualIndices, visualWords } from './sequences.ts';
 import { SPECIALS, Vocab } from './vocab.ts';
 
 /** The tokenizer an AR model was trained on: its visual words are that tokenizer's codes. */
@@ -64,7 +64,7 @@ export class ArModel {
   /** A fresh model for a tokenizer; `cfg.vocab` is filled in from the tokenizer's codebook. */
   static create(cfg: ArConfig, tokenizer: TokenizerRef, seed: number): ArModel {
     const c = { ...cfg, vocab: paddedVocab(new Vocab(tokenizer.codebookSize).size, cfg) };
-    return new ArModel(c, tokenizer, initAr(c, new Init(new Rng(seed ^ 0x1a7e))));
+    return new ArModel(c, tokenizer, initAr(c, new Init(new Rng(seed ^ 0x1a7e)), tokenizer.K));
   }
 
   /** What an AR model records of its tokenizer: the identity of its tokens (Selftok.tokenFingerprint), K and C. */
@@ -86,7 +86,7 @@ export class ArModel {
       const raw = (rawCfg ?? {}) as { ar?: unknown; tokenizer?: TokenizerRef };
       if (!raw.ar || !raw.tokenizer) throw new UserError(`${cfgWhere}: not an AR model config (needs 'ar' and 'tokenizer')`);
       const cfg = validateArConfig(raw.ar, cfgWhere);
-      const model = new ArModel(cfg, raw.tokenizer, initAr(cfg, new Init(new Rng(0))));
+      const model = new ArModel(cfg, raw.tokenizer, initAr(cfg, new Init(new Rng(0)), raw.tokenizer.K));
       const keys = ck.keys();
       model.loadWith((name, shape) => {
         const info = keys.get(name);
@@ -159,18 +159,24 @@ export class ArModel {
     return { cos: rows(this.rope.cos), sin: rows(this.rope.sin) };
   }
 
+  /** What the forward pass takes besides the weights for whole sequences (ids B×T, row-major): ids, visual indices and rotary tables. */
+  inputs(ids: Int32Array, B: number): { ids: np.Array; vpos: np.Array; cos: np.Array; sin: np.Array } {
+    const T = ids.length / B;
+    const vpos = np.array(visualIndices(this.vocab, ids, B, this.tokenizer.K), { dtype: np.int32 }).reshape([B, T]);
+    return { ids: np.array(ids, { dtype: np.int32 }).reshape([B, T]), vpos, ...this.ropeArrays(T) };
+  }
+
   /** Logits B×T×V of whole sequences (ids B×T, row-major) by the full causal forward. */
   async logits(ids: Int32Array, B: number): Promise<Float32Array> {
-    const T = ids.length / B;
     const f = this.cached('forward', () =>
-      jit((p: ArParams, x: np.Array, cos: np.Array, sin: np.Array) => {
-        const y = arForward(p, this.cfg, x, cos, sin);
+      jit((p: ArParams, x: np.Array, vpos: np.Array, cos: np.Array, sin: np.Array) => {
+        const y = arForward(p, this.cfg, x, vpos, cos, sin);
         tree.dispose(p);
         return y;
       }),
     );
-    const { cos, sin } = this.ropeArrays(T);
-    const y = f(tree.ref(this.params), np.array(ids, { dtype: np.int32 }).reshape([B, T]), cos, sin);
+    const a = this.inputs(ids, B);
+    const y = f(tree.ref(this.params), a.ids, a.vpos, a.cos, a.sin);
     return Float32Array.from((await y.data()) as Float32Array);
   }
 
@@ -180,15 +186,15 @@ export class ArModel {
    */
   decoder(B: number): Decoder {
     const step = this.cached('step', () =>
-      jit((p: ArParams, ids: np.Array, cache: KvCache, at: np.Array, seen: np.Array, cos: np.Array, sin: np.Array) => {
-        const r = arStep(p, this.cfg, ids, cache, at, seen, cos, sin);
+      jit((p: ArParams, ids: np.Array, vpos: np.Array, cache: KvCache, at: np.Array, seen: np.Array, cos: np.Array, sin: np.Array) => {
+        const r = arStep(p, this.cfg, ids, vpos, cache, at, seen, cos, sin);
         tree.dispose(p);
         return r;
       }),
     );
     const prefill = this.cached('prefill', () =>
-      jit((p: ArParams, ids: np.Array, cos: np.Array, sin: np.Array) => {
-        const r = arPrefill(p, this.cfg, ids, cos, sin);
+      jit((p: ArParams, ids: np.Array, vpos: np.Array, cos: np.Array, sin: np.Array) => {
+        const r = arPrefill(p, this.cfg, ids, vpos, cos, sin);
         tree.dispose(p);
         return r;
       }),
@@ -299,13 +305,15 @@ export class ArModel {
   }
 }
 
-type StepFn = OwnedFunction<(p: ArParams, ids: np.Array, cache: KvCache, at: np.Array, seen: np.Array, cos: np.Array, sin: np.Array) => { logits: np.Array; cache: KvCache }>;
-type PrefillFn = OwnedFunction<(p: ArParams, ids: np.Array, cos: np.Array, sin: np.Array) => { logits: np.Array; cache: KvCache }>;
+type StepFn = OwnedFunction<(p: ArParams, ids: np.Array, vpos: np.Array, cache: KvCache, at: np.Array, seen: np.Array, cos: np.Array, sin: np.Array) => { logits: np.Array; cache: KvCache }>;
+type PrefillFn = OwnedFunction<(p: ArParams, ids: np.Array, vpos: np.Array, cos: np.Array, sin: np.Array) => { logits: np.Array; cache: KvCache }>;
 
 /** A batch of sequences decoded in lockstep against one key/value cache. */
 export class Decoder {
   pos = 0;
   private cache: KvCache;
+  /** Each row's tokens so far (the visual index of a fed token depends on where its image began). */
+  private rows: number[][];
   constructor(
     private readonly model: ArModel,
     readonly B: number,
@@ -313,6 +321,7 @@ export class Decoder {
     private readonly prefillFn: PrefillFn,
   ) {
     this.cache = emptyCache(model.cfg, B);
+    this.rows = Array.from({ length: B }, () => []);
   }
 
   /** Feed one token per row at the next position; the next-token logits B×V. */
@@ -324,7 +333,13 @@ export class Decoder {
     const seen = new Float32Array(S);
     seen.fill(1, 0, this.pos + 1);
     const { cos, sin } = this.model.ropeArrays(1, this.pos);
-    const r = this.step(tree.ref(this.model.params), np.array(ids, { dtype: np.int32 }), this.cache, np.array(at), np.array(seen), cos, sin);
+    const K = this.model.tokenizer.K;
+    const vpos = Int32Array.from(ids, (id, b) => {
+      const row = this.rows[b];
+      row.push(id);
+      return visualIndices(this.model.vocab, row, 1, K)[row.length - 1];
+    });
+    const r = this.step(tree.ref(this.model.params), np.array(ids, { dtype: np.int32 }), np.array(vpos, { dtype: np.int32 }), this.cache, np.array(at), np.array(seen), cos, sin);
     this.cache = r.cache;
     this.pos += 1;
     return Float32Array.from((await r.logits.data()) as Float32Array);
@@ -346,9 +361,10 @@ export class Decoder {
     if (L > this.model.cfg.maxLen) throw new Error(`internal: prefix of ${L} tokens exceeds maxLen`);
     const ids = new Int32Array(this.B * L);
     prefixes.forEach((p, b) => ids.set(p, b * L));
-    const { cos, sin } = this.model.ropeArrays(L);
+    this.rows = prefixes.map((p) => [...p]);
+    const a = this.model.inputs(ids, this.B);
     tree.dispose(this.cache as never);
-    const r = this.prefillFn(tree.ref(this.model.params), np.array(ids, { dtype: np.int32 }).reshape([this.B, L]), cos, sin);
+    const r = this.prefillFn(tree.ref(this.model.params), a.ids, a.vpos, a.cos, a.sin);
     this.cache = r.cache;
     this.pos = L;
     return Float32Array.from((await r.logits.data()) as Float32Array);

@@ -111,8 +111,14 @@ export type UnderstandingResult = {
   examples: { caption: string; predicted: string }[];
 };
 
-/** Caption exact match and question accuracy on the first `n` held-out random scenes. */
-export async function understanding(ar: ArModel, tokenizer: Selftok, n: number): Promise<UnderstandingResult> {
+/**
+ * Caption exact match and question accuracy on the first `n` held-out random scenes.
+ * `afterCaption`: ask each question as a second turn, after the model's own caption
+ * (`… [EOV] what is in the image? <its caption> [EOS] question`): the answer can then read the
+ * text the model wrote as well as the image (a model trained with `train.turns` > 1 has seen
+ * questions after the caption).
+ */
+export async function understanding(ar: ArModel, tokenizer: Selftok, n: number, o: { afterCaption?: boolean } = {}): Promise<UnderstandingResult> {
   const size = tokenizer.cfg.image.size;
   const K = tokenizer.cfg.K;
   const scenes = Array.from({ length: n }, (_, i) => randomScene((HELD_OUT_SEED + i) >>> 0, size));
@@ -138,7 +144,12 @@ export async function understanding(ar: ArModel, tokenizer: Selftok, n: number):
       if (examples.length < 12) examples.push({ caption: want, predicted: caps[b] });
     }
     // every question of these scenes, batched by length (rows of one batch decode in lockstep)
-    const asks = scenes.slice(s, s + m).flatMap((scene, b) => questions(scene).map((qa) => ({ b, qa, words: ar.vocab.encode(qa.question) })));
+    // the caption turn, where it leaves room for the question and a 3-word answer (else asked directly)
+    const turn = (b: number, q: number[]) => {
+      const t = o.afterCaption ? [...ar.vocab.encode(CAPTION_QUESTION), ...ar.vocab.encode(caps[b]), ar.vocab.special('[EOS]')] : [];
+      return K + 3 + t.length + q.length + 3 <= ar.cfg.maxLen ? [...t, ...q] : q;
+    };
+    const asks = scenes.slice(s, s + m).flatMap((scene, b) => questions(scene).map((qa) => ({ b, qa, words: turn(b, ar.vocab.encode(qa.question)) })));
     const byLength = new Map<number, typeof asks>();
     for (const a of asks) byLength.set(a.words.length, [...(byLength.get(a.words.length) ?? []), a]);
     for (const group of byLength.values()) {

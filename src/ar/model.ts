@@ -38,6 +38,15 @@ export type ArConfig = {
   ropeBase: number;
   /** Order of the visual tokens in the sequence: 'ar' (reversed encoder order, the paper's) or 'encoder'. */
   order: 'ar' | 'encoder';
+  /**
+   * Add a learned embedding of each visual token's index in its image (0..K−1, in the model's
+   * order) to its word embedding (default false: rotary positions only, as LLaMA). Why: a
+   * Selftok code means different things at different indices (each index is one of the
+   * encoder's learned queries), and the scenes tokenizer uses most codes at most indices (the
+   * index tells 0.8 of the code's 5.8 nats); with relative positions alone the model has to
+   * count from [BOV] to read a token.
+   */
+  visualPositions?: boolean;
   train: ArTrainConfig;
 };
 
@@ -59,7 +68,7 @@ export type ArTrainConfig = OptimizerSettings & {
 };
 
 type Block = { attnNorm: np.Array; qkv: Linear; proj: Linear; mlpNorm: np.Array; gate: Linear; up: Linear; down: Linear };
-export type ArParams = { embed: np.Array; blocks: Block[]; norm: np.Array };
+export type ArParams = { embed: np.Array; blocks: Block[]; norm: np.Array; visualPos?: np.Array };
 
 export function validateArConfig(raw: unknown, where: string): ArConfig {
   const c = raw as ArConfig;
@@ -71,6 +80,7 @@ export function validateArConfig(raw: unknown, where: string): ArConfig {
   if (c.dim % c.heads || (c.dim / c.heads) % 2) fail('dim / heads must be an even integer (rotary pairs)');
   if (c.order !== 'ar' && c.order !== 'encoder') fail(`order must be 'ar' or 'encoder'`);
   c.ropeBase ??= 10000;
+  if (c.visualPositions !== undefined && typeof c.visualPositions !== 'boolean') fail('visualPositions must be true or false');
   if (c.vocabMultiple !== undefined && !(Number.isInteger(c.vocabMultiple) && c.vocabMultiple > 0)) fail('vocabMultiple must be a positive integer');
   const t = c.train;
   if (!(t.promptDrop >= 0 && t.promptDrop < 1)) fail('train.promptDrop must be in [0, 1)');
@@ -88,11 +98,12 @@ export function paddedVocab(words: number, cfg: Pick<ArConfig, 'vocabMultiple'>)
   return Math.ceil(words / m) * m;
 }
 
-export function initAr(cfg: ArConfig, init: Init): ArParams {
+/** Fresh parameters; K (the tokenizer's tokens per image) sizes the visual position table. */
+export function initAr(cfg: ArConfig, init: Init, K: number): ArParams {
   const { dim: D, hidden: H, depth } = cfg;
   // GPT-2/LLaMA-style: small normal embeddings; residual outputs scaled down by depth
   const resid = 0.02 / Math.sqrt(2 * depth);
-  return {
+  const p: ArParams = {
     embed: init.normal([cfg.vocab, D], 0.02),
     blocks: Array.from({ length: depth }, () => ({
       attnNorm: init.ones([D]),
@@ -105,6 +116,8 @@ export function initAr(cfg: ArConfig, init: Init): ArParams {
     })),
     norm: init.ones([D]),
   };
+  if (cfg.visualPositions) p.visualPos = init.normal([K, D], 0.02);
+  return p;
 }
 
 /** RMSNorm (Zhang & Sennrich 2019): x / sqrt(mean(x²) + ε) · g. */
@@ -144,9 +157,20 @@ function rope(x: np.Array, cos: np.Array, sin: np.Array): np.Array {
   return np.concatenate([x1.ref.mul(c.ref).sub(x2.ref.mul(s.ref)), x2.mul(c).add(x1.mul(s))], -1);
 }
 
-/** Token ids B×T (int32) → embeddings B×T×D, as a one-hot product so the gradient reaches the table. */
-function embed(p: ArParams, ids: np.Array, vocab: number): np.Array {
-  return np.matmul(nn.oneHot(ids, vocab), p.embed.ref);
+/**
+ * Token ids B×T (int32) → embeddings B×T×D, as a one-hot product so the gradient reaches the
+ * table; plus, with visual positions, the embedding of each visual token's index in its image
+ * (`vpos` B×T: 0..K−1, or K for a token that is not in an image, which adds nothing).
+ */
+function embed(p: ArParams, ids: np.Array, vpos: np.Array, vocab: number): np.Array {
+  const x = np.matmul(nn.oneHot(ids, vocab), p.embed.ref);
+  if (!p.visualPos) {
+    vpos.dispose();
+    return x;
+  }
+  const K = p.visualPos.shape[0];
+  const at = nn.oneHot(vpos, K + 1).slice([], [], [0, K]); // vpos is B×T
+  return x.add(np.matmul(at, p.visualPos.ref));
 }
 
 function mlpBlock(b: Block, x: np.Array): np.Array {
@@ -168,32 +192,32 @@ function head(p: ArParams, x: np.Array): np.Array {
 }
 
 /**
- * Whole sequences: ids B×T (int32), rotary tables T×hd/2 → logits B×T×V (causal: position i
- * sees 0..i). Parameters are borrowed.
+ * Whole sequences: ids B×T (int32), their visual indices B×T (int32, `visualIndices`), rotary
+ * tables T×hd/2 → logits B×T×V (causal: position i sees 0..i). Parameters are borrowed.
  */
-export function arForward(p: ArParams, cfg: ArConfig, ids: np.Array, cos: np.Array, sin: np.Array): np.Array {
-  return forwardKv(p, cfg, ids, cos, sin, null);
+export function arForward(p: ArParams, cfg: ArConfig, ids: np.Array, vpos: np.Array, cos: np.Array, sin: np.Array): np.Array {
+  return forwardKv(p, cfg, ids, vpos, cos, sin, null);
 }
 
 /**
  * A prefix of L tokens in one causal pass, for sampling: the logits after its last token (B×V)
  * and a cache of maxLen positions holding the prefix's keys and values (decoding goes on at L).
  */
-export function arPrefill(p: ArParams, cfg: ArConfig, ids: np.Array, cos: np.Array, sin: np.Array): { logits: np.Array; cache: KvCache } {
+export function arPrefill(p: ArParams, cfg: ArConfig, ids: np.Array, vpos: np.Array, cos: np.Array, sin: np.Array): { logits: np.Array; cache: KvCache } {
   const [B, L] = ids.shape;
   const kv: KvCache = { k: [], v: [] };
-  const logits = forwardKv(p, cfg, ids, cos, sin, kv);
+  const logits = forwardKv(p, cfg, ids, vpos, cos, sin, kv);
   const hd = cfg.dim / cfg.heads;
   const pad = (a: np.Array) => (L === cfg.maxLen ? a : np.concatenate([a, np.zeros([B, cfg.maxLen - L, cfg.heads, hd])], 1));
   const last = logits.slice([], [L - 1, L], []).reshape([B, cfg.vocab]);
   return { logits: last, cache: { k: kv.k.map(pad), v: kv.v.map(pad) } };
 }
 
-function forwardKv(p: ArParams, cfg: ArConfig, ids: np.Array, cos: np.Array, sin: np.Array, kv: KvCache | null): np.Array {
+function forwardKv(p: ArParams, cfg: ArConfig, ids: np.Array, vpos: np.Array, cos: np.Array, sin: np.Array, kv: KvCache | null): np.Array {
   const [B, T] = ids.shape;
   const { dim: D, heads } = cfg;
   const hd = D / heads;
-  let x = embed(p, ids, cfg.vocab);
+  let x = embed(p, ids, vpos, cfg.vocab);
   for (const b of p.blocks) {
     const [q, k, v] = chunk(linear(b.qkv, rmsNorm(x.ref, b.attnNorm)), 3);
     const qh = rope(q.reshape([B, T, heads, hd]), cos.ref, sin.ref);
@@ -222,15 +246,16 @@ export function emptyCache(cfg: ArConfig, B: number): KvCache {
 }
 
 /**
- * One token per row at position `pos` (the same for the batch): ids B (int32); `at`: one-hot of
+ * One token per row at position `pos` (the same for the batch): ids B (int32) and their visual
+ * indices B (int32, K for none); `at`: one-hot of
  * pos over maxLen; `seen`: 1 for positions ≤ pos; cos, sin: 1×hd/2 for pos. Returns the logits
  * B×V and the cache with this position's keys and values written. Consumes the cache.
  */
-export function arStep(p: ArParams, cfg: ArConfig, ids: np.Array, cache: KvCache, at: np.Array, seen: np.Array, cos: np.Array, sin: np.Array): { logits: np.Array; cache: KvCache } {
+export function arStep(p: ArParams, cfg: ArConfig, ids: np.Array, vpos: np.Array, cache: KvCache, at: np.Array, seen: np.Array, cos: np.Array, sin: np.Array): { logits: np.Array; cache: KvCache } {
   const B = ids.shape[0];
   const { dim: D, heads, maxLen: S } = cfg;
   const hd = D / heads;
-  let x = embed(p, ids.reshape([B, 1]), cfg.vocab);
+  let x = embed(p, ids.reshape([B, 1]), vpos.reshape([B, 1]), cfg.vocab);
   const write = at.reshape([1, S, 1, 1]);
   const keep = write.ref.mul(-1).add(1);
   const mask = seen.reshape([1, 1, 1, S]).greater(0.5);

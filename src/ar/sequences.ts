@@ -65,6 +65,27 @@ export function dialogue(vocab: Vocab, visual: number[], turns: Turn[]): Sequenc
 export const turnLength = (t: Turn): number => t.q.length + t.a.length + 1;
 
 /**
+ * The index of each token in its image (model order): 0..K−1 for the visual tokens after a
+ * [BOV], K for every other token (model.ts adds a learned embedding of it with
+ * `visualPositions`). ids: B rows of T.
+ */
+export function visualIndices(vocab: Vocab, ids: ArrayLike<number>, B: number, K: number): Int32Array {
+  const T = ids.length / B;
+  const out = new Int32Array(ids.length).fill(K);
+  const bov = vocab.special('[BOV]');
+  for (let b = 0; b < B; b++) {
+    let k = -1;
+    for (let t = 0; t < T; t++) {
+      const id = ids[b * T + t];
+      if (id === bov) k = 0;
+      else if (k >= 0 && k < K && vocab.isVisual(id)) out[b * T + t] = k++;
+      else k = -1;
+    }
+  }
+  return out;
+}
+
+/**
  * A batch as the arrays the loss takes: ids B×T (padded with [PAD]), targets B×T (ids shifted
  * left by one) and mask B×T, 1 where the target is in one of the sequence's answer spans.
  */

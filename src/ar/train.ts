@@ -19,7 +19,7 @@ import { GradientPeer, hostBuckets, hostGradients, meanGradients, meanLoss, para
 
 export const AR_STATE_FILE = 'train-state.safetensors';
 
-type Batch = { ids: np.Array; targets: np.Array; mask: np.Array; cos: np.Array; sin: np.Array };
+type Batch = { ids: np.Array; vpos: np.Array; targets: np.Array; mask: np.Array; cos: np.Array; sin: np.Array };
 
 export class ArTrainer {
   private readonly layout: ParamLayout;
@@ -101,7 +101,7 @@ export class ArTrainer {
     if (this.lossGrad) return;
     const cfg = this.cfg;
     const loss = (p: ArParams, b: Batch): np.Array => {
-      const logits = arForward(p, cfg, b.ids, b.cos, b.sin);
+      const logits = arForward(p, cfg, b.ids, b.vpos, b.cos, b.sin);
       tree.dispose(p as never);
       return maskedNextTokenLoss(logits, b.targets, b.mask, cfg.vocab);
     };
@@ -121,8 +121,7 @@ export class ArTrainer {
     const T = Math.min(this.cfg.maxLen, Math.ceil(longest / 8) * 8);
     const B = seqs.length;
     const a = batchArrays(this.model.vocab, seqs, T);
-    const { cos, sin } = this.model.ropeArrays(T);
-    return { ids: np.array(a.ids, { dtype: np.int32 }).reshape([B, T]), targets: np.array(a.targets, { dtype: np.int32 }).reshape([B, T]), mask: np.array(a.mask).reshape([B, T]), cos, sin };
+    return { ...this.model.inputs(a.ids, B), targets: np.array(a.targets, { dtype: np.int32 }).reshape([B, T]), mask: np.array(a.mask).reshape([B, T]) };
   }
 
   /**

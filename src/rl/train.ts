@@ -76,7 +76,7 @@ export function scoresOf(specs: PromptSpec[], images: Float32Array, G: number, s
 /** Rewards: the fraction of a prompt's requirements the scorer finds met. */
 export const rewardsOf = (specs: PromptSpec[], images: Float32Array, G: number, size: number): Float32Array => Float32Array.from(scoresOf(specs, images, G, size), (s) => s.fraction);
 
-type LossArgs = { ids: np.Array; targets: np.Array; mask: np.Array; adv: np.Array; logpRef: np.Array; bias: np.Array; beta: np.Array; cos: np.Array; sin: np.Array };
+type LossArgs = { ids: np.Array; vpos: np.Array; targets: np.Array; mask: np.Array; adv: np.Array; logpRef: np.Array; bias: np.Array; beta: np.Array; cos: np.Array; sin: np.Array };
 
 export class GrpoTrainer {
   private lossGrad: OwnedFunction<(p: ArParams, a: LossArgs) => [np.Array, np.Array[]]> | null = null;
@@ -129,7 +129,7 @@ export class GrpoTrainer {
     const cfg = this.policy.model.cfg;
     const layout = this.policy.packedLayout;
     const loss = (p: ArParams, a: LossArgs): np.Array => {
-      const logits = arForward(p, cfg, a.ids, a.cos, a.sin);
+      const logits = arForward(p, cfg, a.ids, a.vpos, a.cos, a.sin);
       tree.dispose(p as never);
       return grpoLoss(logits, a.targets, a.mask, a.adv, a.logpRef, a.bias, a.beta);
     };
@@ -161,17 +161,14 @@ export class GrpoTrainer {
       for (let t = 0; t < T; t++) if (mask[b * T + t]) kl += klK3(logpRef[b * T + t], sampledLogp[b * K + k++]);
       n += k;
     }
-    const { cos, sin } = model.ropeArrays(T);
     const args: LossArgs = {
-      ids: np.array(ids, { dtype: np.int32 }).reshape([B, T]),
+      ...model.inputs(ids, B),
       targets: np.array(targets, { dtype: np.int32 }).reshape([B, T]),
       mask: np.array(mask).reshape([B, T]),
       adv: np.array(adv),
       logpRef: np.array(logpRef).reshape([B, T]),
       bias: np.array(visualOnlyBias(model.cfg.vocab, v.visualBase, v.visualBase + v.codebookSize)),
       beta: np.array(this.cfg.kl),
-      cos,
-      sin,
     };
     const [lossArr, grads] = this.compile()(tree.ref(model.params), args);
     const loss = (await lossArr.data())[0];
