@@ -12,7 +12,7 @@ import type { Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
 import { arForward, arPrefill, arStep, emptyCache, initAr, paddedVocab, ropeTables, validateArConfig, type ArConfig, type ArParams, type KvCache } from './model.ts';
-import { codesOf, imagePrefix, questionPrefix, visualIndices, visualWords } from './sequences.ts';
+import { codesOf, imagePrefix, questionPrefix, visualIndexStep, visualIndices, visualWords } from './sequences.ts';
 import { SPECIALS, Vocab } from './vocab.ts';
 
 /** The tokenizer an AR model was trained on: its visual words are that tokenizer's codes. */
@@ -312,8 +312,8 @@ type PrefillFn = OwnedFunction<(p: ArParams, ids: np.Array, vpos: np.Array, cos:
 export class Decoder {
   pos = 0;
   private cache: KvCache;
-  /** Each row's tokens so far (the visual index of a fed token depends on where its image began). */
-  private rows: number[][];
+  /** Per row, the index the next visual token takes in its image (−1 outside one): see visualIndexStep. */
+  private nextIndex: Int32Array;
   constructor(
     private readonly model: ArModel,
     readonly B: number,
@@ -321,7 +321,7 @@ export class Decoder {
     private readonly prefillFn: PrefillFn,
   ) {
     this.cache = emptyCache(model.cfg, B);
-    this.rows = Array.from({ length: B }, () => []);
+    this.nextIndex = new Int32Array(B).fill(-1);
   }
 
   /** Feed one token per row at the next position; the next-token logits B×V. */
@@ -335,9 +335,9 @@ export class Decoder {
     const { cos, sin } = this.model.ropeArrays(1, this.pos);
     const K = this.model.tokenizer.K;
     const vpos = Int32Array.from(ids, (id, b) => {
-      const row = this.rows[b];
-      row.push(id);
-      return visualIndices(this.model.vocab, row, 1, K)[row.length - 1];
+      const [index, next] = visualIndexStep(this.model.vocab, K, this.nextIndex[b], id);
+      this.nextIndex[b] = next;
+      return index;
     });
     const r = this.step(tree.ref(this.model.params), np.array(ids, { dtype: np.int32 }), np.array(vpos, { dtype: np.int32 }), this.cache, np.array(at), np.array(seen), cos, sin);
     this.cache = r.cache;
@@ -361,7 +361,8 @@ export class Decoder {
     if (L > this.model.cfg.maxLen) throw new Error(`internal: prefix of ${L} tokens exceeds maxLen`);
     const ids = new Int32Array(this.B * L);
     prefixes.forEach((p, b) => ids.set(p, b * L));
-    this.rows = prefixes.map((p) => [...p]);
+    const K = this.model.tokenizer.K;
+    this.nextIndex = Int32Array.from(prefixes, (p) => p.reduce((next, id) => visualIndexStep(this.model.vocab, K, next, id)[1], -1));
     const a = this.model.inputs(ids, this.B);
     tree.dispose(this.cache as never);
     const r = this.prefillFn(tree.ref(this.model.params), a.ids, a.vpos, a.cos, a.sin);

@@ -51,7 +51,7 @@ export type Turn = { q: number[]; a: number[] };
 /** Image → text with several turns: each answer ends with [EOS] and is predicted with loss. */
 export function dialogue(vocab: Vocab, visual: number[], turns: Turn[]): Sequence {
   const eos = vocab.special('[EOS]');
-  const ids = [vocab.special('[BOS]'), vocab.special('[BOV]'), ...visual, vocab.special('[EOV]')];
+  const ids = questionPrefix(vocab, visual, []);
   const spans: [number, number][] = [];
   for (const { q, a } of turns) {
     ids.push(...q);
@@ -71,18 +71,23 @@ export const turnLength = (t: Turn): number => t.q.length + t.a.length + 1;
  */
 export function visualIndices(vocab: Vocab, ids: ArrayLike<number>, B: number, K: number): Int32Array {
   const T = ids.length / B;
-  const out = new Int32Array(ids.length).fill(K);
-  const bov = vocab.special('[BOV]');
+  const out = new Int32Array(ids.length);
   for (let b = 0; b < B; b++) {
-    let k = -1;
-    for (let t = 0; t < T; t++) {
-      const id = ids[b * T + t];
-      if (id === bov) k = 0;
-      else if (k >= 0 && k < K && vocab.isVisual(id)) out[b * T + t] = k++;
-      else k = -1;
-    }
+    let next = -1;
+    for (let t = 0; t < T; t++) [out[b * T + t], next] = visualIndexStep(vocab, K, next, ids[b * T + t]);
   }
   return out;
+}
+
+/**
+ * One token of `visualIndices`: `next` is the index the next visual token would take (−1 outside
+ * an image). Returns the token's index (K when it has none) and the `next` after it, so a decoder
+ * that sees one token at a time keeps one number per row.
+ */
+export function visualIndexStep(vocab: Vocab, K: number, next: number, id: number): [index: number, next: number] {
+  if (id === vocab.special('[BOV]')) return [K, 0];
+  if (next >= 0 && next < K && vocab.isVisual(id)) return [next, next + 1];
+  return [K, -1];
 }
 
 /**
