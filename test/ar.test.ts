@@ -4,8 +4,8 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { wasm, microArConfig } from './helpers.ts';
 import { ArModel, sampleLogits, type TokenizerRef } from '../src/ar/ar-model.ts';
-import { ArTrainer } from '../src/ar/train.ts';
-import type { ArConfig } from '../src/ar/model.ts';
+import { AR_STATE_FILE, ArTrainer } from '../src/ar/train.ts';
+import { validateArConfig, type ArConfig } from '../src/ar/model.ts';
 import { batchArrays, codesOf, dialogue, imageToText, textToImage, visualIndices, visualWords } from '../src/ar/sequences.ts';
 import { POOL_FILE, ScenesArData } from '../src/ar/data.ts';
 import { encodeSafetensors } from '../src/io/safetensors.ts';
@@ -13,8 +13,10 @@ import type { Selftok } from '../src/tokenizer/model.ts';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CAPTION_QUESTION, caption, questions } from '../src/ar/text.ts';
-import { Vocab, SPECIALS } from '../src/ar/vocab.ts';
+import { CAPTION_QUESTION, caption, questions, whereQuestions } from '../src/ar/text.ts';
+import { Vocab, SPECIALS, WORDS, FIRST_WORDS } from '../src/ar/vocab.ts';
+import { loadArModel } from '../src/node/models.ts';
+import { readSafetensors } from '../src/node/safetensors-files.ts';
 import type { Scene } from '../src/ar/scenes.ts';
 import { UserError } from '../src/util/errors.ts';
 import { Rng } from '../src/util/rng.ts';
@@ -38,7 +40,7 @@ test('vocabMultiple: the table is padded to a multiple of it, a config whose voc
   // a model folder whose config says 69 rows where the multiple of 8 makes 72
   const ck = { close() {} } as unknown as Parameters<typeof ArModel.fromCheckpoint>[2];
   assert.throws(
-    () => ArModel.fromCheckpoint({ ar: { ...microAr(), vocab: words }, tokenizer: TOK }, 'm/config.json', ck),
+    () => ArModel.fromCheckpoint({ ar: { ...microAr(), words: WORDS.length, vocab: words }, tokenizer: TOK }, 'm/config.json', ck),
     (e: unknown) => e instanceof UserError && e.message === `AR config micro-ar: vocab ${words}, but the words and 16 visual words make ${words} (${m.cfg.vocab} rounded up to a multiple of 8)`,
   );
   m.dispose();
@@ -144,18 +146,23 @@ test('training rows with train.turns: image → text rows hold several questions
   for (const seq of data.batch(new Rng(2), 64, cfg(1))) assert.equal(seq.spans.length, 1);
 });
 
-test('captions and questions: canonical order, unique-shape colour questions, clear relations only', () => {
-  const scene: Scene = {
+/** A blue square, two red circles and an orange triangle at these centroids, on a plain grey 64 × 64. */
+function fourObjects(square: [number, number], circles: [number, number][], triangle: [number, number]): Scene {
+  const at = ([cx, cy]: [number, number]) => ({ cx, cy, r: 6 });
+  return {
     size: 64,
     top: [200, 200, 200],
     bottom: [200, 200, 200],
     objects: [
-      { shape: 'square', colour: 'blue', cx: 50, cy: 20, r: 6 },
-      { shape: 'circle', colour: 'red', cx: 10, cy: 20, r: 6 },
-      { shape: 'circle', colour: 'red', cx: 30, cy: 50, r: 6 },
-      { shape: 'triangle', colour: 'orange', cx: 12, cy: 45, r: 6 },
+      { shape: 'square', colour: 'blue', ...at(square) },
+      ...circles.map((c) => ({ shape: 'circle' as const, colour: 'red' as const, ...at(c) })),
+      { shape: 'triangle', colour: 'orange', ...at(triangle) },
     ],
   };
+}
+
+test('captions and questions: canonical order, unique-shape colour questions, clear relations only', () => {
+  const scene = fourObjects([50, 20], [[10, 20], [30, 50]], [12, 45]);
   assert.equal(caption(scene), 'two red circles and a blue square and an orange triangle');
   const qa = new Map(questions(scene).map((q) => [q.question, q.answer]));
   assert.equal(qa.get('how many circles?'), 'two');
@@ -171,6 +178,38 @@ test('captions and questions: canonical order, unique-shape colour questions, cl
   const v = new Vocab(16);
   for (const [q, a] of qa) assert.doesNotThrow(() => v.encode(`${q} ${a}`));
   assert.doesNotThrow(() => v.encode(`${CAPTION_QUESTION} ${caption(scene)}`));
+});
+
+test('where questions (train.where): a 3 × 3 grid answer for each unique shape, none near a grid line; a model without `words` keeps the first 36 words', async () => {
+  const scene = fourObjects([50, 10], [[10, 20], [30, 50]], [32, 32]);
+  assert.deepEqual(whereQuestions(scene).map((q) => `${q.question} ${q.answer}`), ['where is the square? top right', 'where is the triangle? middle centre']);
+  // 22 px is 0.03 of a third from the line at 21.3: not asked
+  scene.objects[0].cx = 22;
+  assert.deepEqual(whereQuestions(scene).map((q) => q.question), ['where is the triangle?']);
+  // a new model's vocabulary has every word; one made before where questions (no `words`) keeps its 36, and its ids
+  const fresh = ArModel.create(microAr(), TOK, 0);
+  assert.equal(fresh.cfg.words, WORDS.length);
+  assert.doesNotThrow(() => fresh.vocab.encode('where is the circle?'));
+  const old = loadArModel('models/scenes-ar');
+  assert.equal(old.cfg.words, undefined);
+  assert.equal(old.vocab.visualBase, SPECIALS.length + FIRST_WORDS);
+  assert.throws(() => old.vocab.encode('where is the circle?', 'question'), /question "where is the circle\?": unknown word "where"/);
+  // a training run begun before where questions (no `words` in its checkpoint) resumes with its own ids
+  const dir = mkdtempSync(join(tmpdir(), 'selftok-ar-'));
+  const early = ArTrainer.create({ ...microAr(), words: FIRST_WORDS }, TOK, 1);
+  await early.checkpoint(dir);
+  const state = readSafetensors(join(dir, AR_STATE_FILE));
+  const cfgOld = JSON.parse(state.metadata.config);
+  delete cfgOld.words;
+  writeFileSync(join(dir, AR_STATE_FILE), encodeSafetensors(state.tensors, { ...state.metadata, config: JSON.stringify(cfgOld) }));
+  const resumed = ArTrainer.resume(dir);
+  assert.equal(resumed.model.vocab.visualBase, early.model.vocab.visualBase);
+  assert.deepEqual(await resumed.model.params.embed.ref.data(), await early.model.params.embed.ref.data());
+  early.dispose();
+  resumed.dispose();
+  assert.throws(() => validateArConfig({ ...microAr(), words: FIRST_WORDS, train: { ...microAr().train, where: true } }, 'c.json'), /c\.json: train\.where needs the words of where questions/);
+  fresh.dispose();
+  old.dispose();
 });
 
 for (const visualPositions of [false, true]) {

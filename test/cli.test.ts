@@ -125,7 +125,7 @@ test('bad checkpoints: missing, truncated, shape-mismatched', () => {
   assert.ok(!existsSync(join(dir, 'x.json')));
 });
 
-test('unknown config or data source, --steps 0, a bad --guidance, --resume with --init-renderer, an existing run without --resume', () => {
+test('unknown config or data source, --steps 0, a bad --guidance, --resume with --init-renderer or --init, an existing run without --resume', () => {
   expectError(run('train', '--config', 'nope', '--data', 'shapes', '--out', 'r1'), /--config nope: no such named config/);
   expectError(run('train', '--config', 'tiny', '--data', 'nowhere', '--out', 'r2'), /--data nowhere: not a built-in source/);
   expectError(run('train', '--config', 'tiny', '--data', 'shapes', '--out', 'r3', '--steps', '0'), /--steps must be an integer ≥ 1, got '0'/);
@@ -136,11 +136,29 @@ test('unknown config or data source, --steps 0, a bad --guidance, --resume with 
   expectError(run('eval', '--model', model, '--data', 'shapes', '--report', 'e2.md', '--guidance', 'x'), /--guidance must be a number ≥ 0, got 'x'/);
   expectError(run('eval', '--model', model, '--data', 'nowhere', '--report', 'e.md'), /--data nowhere/);
   expectError(run('train-renderer', '--model', model, '--data', 'shapes', '--out', 'r4', '--resume', '--init-renderer', other), /--init-renderer \S+: cannot start a resumed run \(r4\) from another renderer/);
-  for (const o of ['r1', 'r2', 'r3', 'r4', 'o5', 'o6', 'o7', 'o8', 'e.md', 'e2.md']) assert.ok(!existsSync(join(dir, o)), `${o} must not exist`);
+  expectError(run('train', '--init', model, '--data', 'shapes', '--out', 'r4', '--resume'), /--init \S+: cannot start a resumed run \(r4\) from a model/);
+  expectError(run('train', '--init', join(dir, 'nowhere'), '--data', 'shapes', '--out', 'r5'), /nowhere: no such model directory/);
+  for (const o of ['r1', 'r2', 'r3', 'r4', 'r5', 'o5', 'o6', 'o7', 'o8', 'e.md', 'e2.md']) assert.ok(!existsSync(join(dir, o)), `${o} must not exist`);
   // a model directory that holds a training run is not overwritten by a new one
   mkdirSync(join(dir, 'run'));
   copyFileSync(join(model, 'model.safetensors'), join(dir, 'run', 'train-state.safetensors'));
   expectError(run('train', '--config', 'tiny', '--data', 'shapes', '--out', 'run', '--steps', '1'), /run: already holds a training run \(train-state\.safetensors\); use --resume/);
+});
+
+test('train --init: fine-tunes a model folder under a new recipe; another architecture is refused with nothing written', () => {
+  const recipe = microConfig((c) => (c.train.lr = 3e-4));
+  writeFileSync(join(dir, 'recipe.json'), JSON.stringify(recipe));
+  let r = run('train', '--init', model, '--config', 'recipe.json', '--data', 'shapes', '--out', 'ft', '--steps', '2', '--sample-every', '0');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.err, /lr 0\.0003, from step 0 to 2, fine-tuning \S*model \(step 0\)/);
+  assert.match(r.out, /trained ft: step 2, loss \d/);
+  assert.ok(existsSync(join(dir, 'ft', 'train-state.safetensors')) && existsSync(join(dir, 'ft', 'model.safetensors')));
+  r = run('train', '--data', 'shapes', '--out', 'ft', '--steps', '3', '--resume', '--sample-every', '0');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /trained ft: step 3/);
+  writeFileSync(join(dir, 'wide.json'), JSON.stringify(microConfig((c) => (c.decoder.width = 48))));
+  expectError(run('train', '--init', model, '--config', 'wide.json', '--data', 'shapes', '--out', 'ft2', '--steps', '2'), /wide\.json: --config may change only the train and sampler sections .*'decoder' differs/);
+  assert.ok(!existsSync(join(dir, 'ft2')));
 });
 
 test('import → encode → decode --noise on the official fixtures; bad import inputs are one-line errors with nothing written', async () => {

@@ -15,6 +15,7 @@ import { validateConfig } from '../src/tokenizer/config.ts';
 import { tokenGradScale } from '../src/tokenizer/flow.ts';
 import { edgeWeights, selftokLoss } from '../src/train/loss.ts';
 import { readSafetensors } from '../src/node/safetensors-files.ts';
+import { loadSelftok } from '../src/node/models.ts';
 
 before(wasm);
 const cfg = microConfig();
@@ -207,4 +208,67 @@ test('edge weighting (train.edgeWeight): 1 + α·edge per pixel, mean 1, uniform
   assert.ok(Number.isFinite(edged) && Math.abs(edged - plain) > 1e-4 * plain, `edge-weighted ${edged} vs plain ${plain}`);
   assert.throws(() => validateConfig({ ...structuredClone(c), train: { ...c.train, edgeWeight: -1 } }, 'c.json'), /c\.json: train\.edgeWeight must be a number ≥ 0/);
   m.dispose();
+});
+
+test('a fine-tune from a model folder (train --init): its weights and codebook at step 0, quantizing from the first step, a fresh probe; another architecture is refused', async () => {
+  const base = microConfig((c) => (c.quantizer.continuousSteps = 2));
+  const data = new ShapesSource(base.image.size);
+  const dir = tmp();
+  const first = Trainer.create(base, 3);
+  for (let i = 0; i < 3; i++) await first.trainStep(data); // k-means at step 2
+  await first.checkpoint(dir);
+  first.dispose();
+  const from = loadSelftok(dir);
+  const recipe = microConfig((c) => {
+    c.quantizer.continuousSteps = 2;
+    c.train.probe = { size: 4, hidden: 16, weight: 1 };
+    c.train.lr = 2e-4;
+  });
+  const t = Trainer.fromModel(from, recipe, dir, 0);
+  assert.equal(t.step, 0);
+  assert.equal(t.lr, 2e-4);
+  assert.ok(t.cfg.train.probe, 'the recipe (with its probe) is the run\'s');
+  assert.ok(!t.model.hasRenderer);
+  assert.deepEqual(t.model.codebook.codebook, from.codebook.codebook);
+  const mine = flattenParams(t.model.params as unknown as Params);
+  const theirs = flattenParams({ enc: from.params.enc, dec: from.params.dec } as unknown as Params);
+  assert.equal(mine.size, theirs.size + [...mine.keys()].filter((k) => k.startsWith('enc.probe.')).length);
+  assert.ok([...mine.keys()].some((k) => k.startsWith('enc.probe.')));
+  for (const [k, a] of theirs) assert.deepEqual(await mine.get(k)!.ref.data(), await a.ref.data(), k);
+  // the warm codebook: every code at the usage of a uniform one, so none is reset at once
+  const expected = (t.batch * base.K) / base.quantizer.codebookSize;
+  assert.ok(t.model.codebook.clusterSize.every((v) => v === expected));
+  const log = await t.trainStep(data);
+  assert.ok(log.perplexity > 1 && log.usage > 0, 'quantizes at step 0 < continuousSteps');
+  assert.equal(log.deadReset, 0);
+  // the codebook moved by one EMA step from the model's, not re-initialised by k-means
+  let moved = 0;
+  for (let i = 0; i < from.codebook.codebook.length; i++) moved = Math.max(moved, Math.abs(t.model.codebook.codebook[i] - from.codebook.codebook[i]));
+  assert.ok(moved > 0 && moved < 0.5, `codebook moved by ${moved}`);
+  const out = tmp();
+  await t.checkpoint(out);
+  t.dispose();
+  const resumed = Trainer.resume(out);
+  assert.equal(resumed.initFrom, `${dir} (step 3)`);
+  assert.equal(resumed.step, 1);
+  resumed.dispose();
+  // a fine-tune of that fine-tune keeps its probe; a recipe with a probe of another size starts one afresh
+  const tuned = loadSelftok(out);
+  const probeOf = (tr: Trainer) => flattenParams(tr.model.params as unknown as Params).get('enc.probe.fc2.w')!;
+  const again = Trainer.fromModel(tuned, recipe, out, 0);
+  assert.deepEqual(await probeOf(again).ref.data(), await flattenParams(tuned.params as unknown as Params).get('enc.probe.fc2.w')!.ref.data());
+  const finer = Trainer.fromModel(tuned, microConfig((c) => {
+    c.quantizer.continuousSteps = 2;
+    c.train.probe = { size: 8, hidden: 16, weight: 1 };
+  }), out, 0);
+  assert.deepEqual(probeOf(finer).shape, [16, 8 * 8 * 3]);
+  again.dispose();
+  finer.dispose();
+  tuned.dispose();
+  const wider = microConfig((c) => {
+    c.quantizer.continuousSteps = 2;
+    c.decoder.width = 48;
+  });
+  assert.throws(() => Trainer.fromModel(from, wider, dir, 0), /may change only the train and sampler sections .*'decoder' differs/);
+  from.dispose();
 });

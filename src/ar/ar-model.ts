@@ -13,7 +13,7 @@ import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
 import { arForward, arPrefill, arStep, emptyCache, initAr, paddedVocab, ropeTables, validateArConfig, type ArConfig, type ArParams, type KvCache } from './model.ts';
 import { codesOf, imagePrefix, questionPrefix, visualIndexStep, visualIndices, visualWords } from './sequences.ts';
-import { SPECIALS, Vocab } from './vocab.ts';
+import { SPECIALS, Vocab, WORDS, modelWords } from './vocab.ts';
 
 /** The tokenizer an AR model was trained on: its visual words are that tokenizer's codes. */
 export type TokenizerRef = {
@@ -54,7 +54,7 @@ export class ArModel {
     public tokenizer: TokenizerRef,
     public params: ArParams,
   ) {
-    this.vocab = new Vocab(tokenizer.codebookSize);
+    this.vocab = new Vocab(tokenizer.codebookSize, modelWords(cfg.words));
     if (cfg.vocab !== paddedVocab(this.vocab.size, cfg)) {
       throw new UserError(`AR config ${cfg.name}: vocab ${cfg.vocab}, but the words and ${tokenizer.codebookSize} visual words make ${this.vocab.size}${cfg.vocabMultiple ? ` (${paddedVocab(this.vocab.size, cfg)} rounded up to a multiple of ${cfg.vocabMultiple})` : ''}`);
     }
@@ -63,7 +63,8 @@ export class ArModel {
 
   /** A fresh model for a tokenizer; `cfg.vocab` is filled in from the tokenizer's codebook. */
   static create(cfg: ArConfig, tokenizer: TokenizerRef, seed: number): ArModel {
-    const c = { ...cfg, vocab: paddedVocab(new Vocab(tokenizer.codebookSize).size, cfg) };
+    const c = { ...cfg, words: cfg.words ?? WORDS.length };
+    c.vocab = paddedVocab(new Vocab(tokenizer.codebookSize, modelWords(c.words)).size, c);
     return new ArModel(c, tokenizer, initAr(c, new Init(new Rng(seed ^ 0x1a7e)), tokenizer.K));
   }
 

@@ -15,7 +15,7 @@ import type { Rng } from '../util/rng.ts';
 import type { ArConfig } from './model.ts';
 import { CATEGORIES, promptOf, promptText, randomScene, renderScene, sceneForPrompt, toUnitRange, type PromptSpec, type Scene } from './scenes.ts';
 import { dialogue, textToImage, turnLength, visualWords, type Sequence, type Turn } from './sequences.ts';
-import { CAPTION_QUESTION, caption, questions, showsHeldOutCombo } from './text.ts';
+import { CAPTION_QUESTION, caption, questions, showsHeldOutCombo, whereQuestions } from './text.ts';
 import type { Vocab } from './vocab.ts';
 import { readSafetensors } from '../node/safetensors-files.ts';
 
@@ -107,12 +107,13 @@ export class ScenesArData {
     return all.subarray(i * this.K, (i + 1) * this.K);
   }
 
-  /** The caption (as a question) and every question of the i-th image→text scene, as word ids. */
-  private qa(i: number): Turn[] {
+  /** The caption (as a question) and every question of the i-th image→text scene (with `where`: its where questions too), as word ids. */
+  private qa(i: number, where: boolean): Turn[] {
     let qa = this.qaCache.get(i);
     if (!qa) {
       const scene = randomScene(this.seeds[i], this.size);
-      qa = [{ question: CAPTION_QUESTION, answer: caption(scene) }, ...questions(scene)].map((x) => ({ q: this.vocab.encode(x.question), a: this.vocab.encode(x.answer) }));
+      const asked = [{ question: CAPTION_QUESTION, answer: caption(scene) }, ...questions(scene), ...(where ? whereQuestions(scene) : [])];
+      qa = asked.map((x) => ({ q: this.vocab.encode(x.question), a: this.vocab.encode(x.answer) }));
       this.qaCache.set(i, qa);
     }
     return qa;
@@ -141,7 +142,7 @@ export class ScenesArData {
         return textToImage(this.vocab, this.prompts[i], v);
       }
       const i = rng.int(0, n);
-      const qa = this.qa(i);
+      const qa = this.qa(i, cfg.train.where ?? false);
       const first = rng.uniform() < 1 / 3 ? 0 : rng.int(1, qa.length);
       const turns = [qa[first]];
       const most = cfg.train.turns ?? 1;

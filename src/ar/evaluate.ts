@@ -8,10 +8,10 @@
 import type { Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
 import type { ArModel, ImageSampling } from './ar-model.ts';
-import { CATEGORIES, namesHeldOutCombo, promptOf, promptText, randomScene, sceneForPrompt, type Category } from './scenes.ts';
+import { CATEGORIES, namesHeldOutCombo, promptOf, promptText, randomScene, sceneForPrompt, type Category, type Scene } from './scenes.ts';
 import { scorePrompt } from './scorer.ts';
 import { batchArrays, textToImage, visualWords } from './sequences.ts';
-import { CAPTION_QUESTION, caption, questions, showsHeldOutCombo, type QA } from './text.ts';
+import { CAPTION_QUESTION, caption, questions, showsHeldOutCombo, whereQuestions, type QA } from './text.ts';
 import { tokenizeScenes } from './data.ts';
 
 /** Held-out scene seeds start here (training seeds are below 2³¹). */
@@ -105,7 +105,8 @@ export type UnderstandingResult = {
   scenes: number;
   captionExact: number;
   questionAccuracy: number;
-  byKind: Record<QA['kind'], { n: number; accuracy: number }>;
+  /** Per kind; `where` only for a model trained on where questions (not in questionAccuracy). */
+  byKind: Record<Exclude<QA['kind'], 'where'>, { n: number; accuracy: number }> & { where?: { n: number; accuracy: number } };
   /** The same on held-out scenes that show a composition hold-out combination (never named in training text). */
   heldOutCombos: { scenes: number; captionExact: number; questionAccuracy: number };
   examples: { caption: string; predicted: string }[];
@@ -129,7 +130,9 @@ export async function understanding(ar: ArModel, tokenizer: Selftok, n: number, 
   };
   const main = { cap: { ok: 0, n: 0 }, q: { ok: 0, n: 0 } };
   const combo = { cap: { ok: 0, n: 0 }, q: { ok: 0, n: 0 } };
-  const kinds = { count: { ok: 0, n: 0 }, colour: { ok: 0, n: 0 }, relation: { ok: 0, n: 0 } };
+  const kinds: Record<string, { ok: number; n: number }> = { count: { ok: 0, n: 0 }, colour: { ok: 0, n: 0 }, relation: { ok: 0, n: 0 } };
+  const where = ar.cfg.train.where ?? false;
+  if (where) kinds.where = { ok: 0, n: 0 };
   const examples: UnderstandingResult['examples'] = [];
   const B = 16;
   for (let s = 0; s < n; s += B) {
@@ -149,7 +152,8 @@ export async function understanding(ar: ArModel, tokenizer: Selftok, n: number, 
       const t = o.afterCaption ? [...ar.vocab.encode(CAPTION_QUESTION), ...ar.vocab.encode(caps[b]), ar.vocab.special('[EOS]')] : [];
       return K + 3 + t.length + q.length + 3 <= ar.cfg.maxLen ? [...t, ...q] : q;
     };
-    const asks = scenes.slice(s, s + m).flatMap((scene, b) => questions(scene).map((qa) => ({ b, qa, words: turn(b, ar.vocab.encode(qa.question)) })));
+    const asked = (scene: Scene) => [...questions(scene), ...(where ? whereQuestions(scene) : [])];
+    const asks = scenes.slice(s, s + m).flatMap((scene, b) => asked(scene).map((qa) => ({ b, qa, words: turn(b, ar.vocab.encode(qa.question)) })));
     const byLength = new Map<number, typeof asks>();
     for (const a of asks) byLength.set(a.words.length, [...(byLength.get(a.words.length) ?? []), a]);
     for (const group of byLength.values()) {
@@ -160,7 +164,8 @@ export async function understanding(ar: ArModel, tokenizer: Selftok, n: number, 
         const got = await ar.answerEach(codesOf, part.map((a) => a.words), 3);
         part.forEach((a, i) => {
           const into = showsHeldOutCombo(scenes[s + a.b]) ? combo : main;
-          tally(into.q, got[i] === a.qa.answer);
+          // where questions are a training aid, scored apart from the issue's question set
+          if (a.qa.kind !== 'where') tally(into.q, got[i] === a.qa.answer);
           if (into === main) tally(kinds[a.qa.kind], got[i] === a.qa.answer);
         });
       }

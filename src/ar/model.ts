@@ -13,6 +13,7 @@ import { chunk, initLinear, linear, type Linear } from '../nn/layers.ts';
 import { Init } from '../nn/params.ts';
 import type { OptimizerSettings } from '../nn/optim.ts';
 import { UserError } from '../util/errors.ts';
+import { FIRST_WORDS, WORDS } from './vocab.ts';
 
 export type ArConfig = {
   name: string;
@@ -47,6 +48,11 @@ export type ArConfig = {
    * count from [BOV] to read a token.
    */
   visualPositions?: boolean;
+  /**
+   * How many of vocab.ts's WORDS the model's vocabulary holds (the rest are visual words after
+   * them). Absent: the 36 of the models made before `where` questions; a new model takes all.
+   */
+  words?: number;
   train: ArTrainConfig;
 };
 
@@ -65,6 +71,8 @@ export type ArTrainConfig = OptimizerSettings & {
    * fit in maxLen (sequences.ts `dialogue`): more answers per image for the same forward pass.
    */
   turns?: number;
+  /** Also train on `where is the {shape}?` turns (text.ts whereQuestions; default false). */
+  where?: boolean;
 };
 
 type Block = { attnNorm: np.Array; qkv: Linear; proj: Linear; mlpNorm: np.Array; gate: Linear; up: Linear; down: Linear };
@@ -89,6 +97,9 @@ export function validateArConfig(raw: unknown, where: string): ArConfig {
     fail('train.mix needs non-negative textToImage, imageToText, imageOnly with a positive sum');
   }
   if (t.turns !== undefined && !(Number.isInteger(t.turns) && t.turns >= 1)) fail('train.turns must be a positive integer');
+  if (c.words !== undefined && !(Number.isInteger(c.words) && c.words >= FIRST_WORDS && c.words <= WORDS.length)) fail(`words must be an integer from ${FIRST_WORDS} to ${WORDS.length}`);
+  if (t.where !== undefined && typeof t.where !== 'boolean') fail('train.where must be true or false');
+  if (t.where && (c.words ?? WORDS.length) < WORDS.length) fail(`train.where needs the words of where questions: words ${c.words} < ${WORDS.length}`);
   return c;
 }
 

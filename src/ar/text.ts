@@ -25,7 +25,7 @@ export function caption(scene: Scene): string {
   return groups.join(' and ');
 }
 
-export type QA = { question: string; answer: string; kind: 'count' | 'colour' | 'relation' };
+export type QA = { question: string; answer: string; kind: 'count' | 'colour' | 'relation' | 'where' };
 
 /** Relations are asked only when the centroids are this fraction of the image apart on the axis, either way. */
 export const RELATION_MARGIN = 1 / 8;
@@ -56,6 +56,30 @@ export function questions(scene: Scene): QA[] {
         if (answer) out.push({ question: `is the ${sa} ${rel} the ${sb}?`, answer, kind: 'relation' });
       }
     }
+  }
+  return out;
+}
+
+/**
+ * `where is the {shape}?` for each unique shape, answered `{row} {column}` from its centroid on a
+ * 3 × 3 grid (`top left` … `bottom right`, `middle centre`); not asked when the centroid lies
+ * within size/16 of a grid line, so every answer is clear. A training signal for where objects
+ * are beyond yes/no (config train.where); the evaluation asks only `questions`.
+ */
+export function whereQuestions(scene: Scene): QA[] {
+  const out: QA[] = [];
+  const third = (v: number): number | null => {
+    const u = (3 * v) / scene.size;
+    const cell = Math.min(2, Math.max(0, Math.floor(u)));
+    return Math.min(Math.abs(u - 1), Math.abs(u - 2)) < 3 / 16 ? null : cell;
+  };
+  for (const shape of SHAPES) {
+    const of = scene.objects.filter((o) => o.shape === shape);
+    if (of.length !== 1) continue;
+    const row = third(of[0].cy);
+    const col = third(of[0].cx);
+    if (row === null || col === null) continue;
+    out.push({ question: `where is the ${shape}?`, answer: `${['top', 'middle', 'bottom'][row]} ${['left', 'centre', 'right'][col]}`, kind: 'where' });
   }
   return out;
 }

@@ -12,6 +12,7 @@ import { writeFileAtomic } from '../node/fsx.ts';
 import { Rng } from '../util/rng.ts';
 import { ArModel, type TokenizerRef } from './ar-model.ts';
 import { arForward, maskedNextTokenLoss, validateArConfig, type ArConfig, type ArParams } from './model.ts';
+import { FIRST_WORDS } from './vocab.ts';
 import { batchArrays, type Sequence } from './sequences.ts';
 import { readSafetensors } from '../node/safetensors-files.ts';
 import { saveModel } from '../node/models.ts';
@@ -77,6 +78,8 @@ export class ArTrainer {
       if (e instanceof UserError) throw e;
       throw new UserError(`${path}: no AR config or tokenizer in the checkpoint metadata`);
     }
+    // a run begun before `where` questions has no `words`: its vocabulary is the first words (create would give all)
+    cfg.words ??= FIRST_WORDS;
     const model = ArModel.create(cfg, tok, 0);
     const weights = new Map<string, Tensor>();
     for (const [k, v] of file.tensors) if (k.startsWith('param.')) weights.set(k.slice(6), v);

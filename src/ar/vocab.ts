@@ -17,7 +17,17 @@ export const WORDS: readonly string[] = [
   ...SHAPES, ...SHAPES.map((s) => `${s}s`),
   'left', 'right', 'of', 'above', 'below',
   'how', 'many', 'what', 'colour', 'is', 'the', 'in', 'image', '?', 'yes', 'no',
+  // `where is the {shape}?` (text.ts whereQuestions; models made before it have FIRST_WORDS)
+  'where', 'top', 'middle', 'bottom', 'centre',
 ];
+
+/** The words of the models made before `where` questions (an AR config without `words`). */
+export const FIRST_WORDS = 36;
+
+/** The first `n` words of WORDS: a model's text vocabulary (AR config `words`). */
+export function modelWords(n: number = FIRST_WORDS): readonly string[] {
+  return WORDS.slice(0, n);
+}
 
 export class Vocab {
   readonly words: readonly string[];

@@ -298,7 +298,8 @@ function genevalMarkdown(r: GenevalReport): string {
     '## Understanding (held-out scenes)',
     '',
     `Caption exact match ${pct(r.understanding.captionExact)} on ${r.understanding.scenes} scenes; question accuracy ${pct(r.understanding.questionAccuracy)} ` +
-      `(count ${pct(r.understanding.byKind.count.accuracy)}, colour ${pct(r.understanding.byKind.colour.accuracy)}, relation ${pct(r.understanding.byKind.relation.accuracy)}).`,
+      `(count ${pct(r.understanding.byKind.count.accuracy)}, colour ${pct(r.understanding.byKind.colour.accuracy)}, relation ${pct(r.understanding.byKind.relation.accuracy)})` +
+      (r.understanding.byKind.where ? `; where questions (a training aid, not in the accuracy) ${pct(r.understanding.byKind.where.accuracy)} of ${r.understanding.byKind.where.n}.` : '.'),
     `Scenes that show a hold-out combination (${r.understanding.heldOutCombos.scenes}): caption ${pct(r.understanding.heldOutCombos.captionExact)}, questions ${pct(r.understanding.heldOutCombos.questionAccuracy)}.`,
     '',
     '| truth | predicted |',

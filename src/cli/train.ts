@@ -3,8 +3,8 @@ import { openSource } from '../data/source.ts';
 import { bitsPerPixel } from '../tokenizer/config.ts';
 import { countParams, type Params } from '../nn/params.ts';
 import { runTraining } from '../train/run.ts';
-import { deviceOption, progressBar, startDevice, trainingOptions } from './common.ts';
-import { adoptRecipe, resumableConfig } from '../train/trainer.ts';
+import { deviceOption, loadModel, progressBar, startDevice, trainingOptions } from './common.ts';
+import { adoptRecipe, resumableConfig, Trainer } from '../train/trainer.ts';
 import { UserError } from '../util/errors.ts';
 import { loadConfig } from '../node/configs.ts';
 
@@ -12,21 +12,35 @@ export function trainCommand(): Command {
   const cmd = new Command('train')
     .description('train a Selftok tokenizer (encoder + VQ codebook + diffusion decoder)')
     .option('--config <name|file>', 'named config (tiny, small, photo64, scenes) or a JSON file; with --resume, a new training recipe: only its train and sampler sections may differ from the run\'s')
-    .addHelpText('after', '\nExample:\n  selftok train --config tiny --data shapes --out runs/tiny --steps 2000 --device wasm\n');
+    .option('--init <dir>', "fine-tune a trained model: start from its encoder, codebook and decoder (fresh optimizer, step 0); --config then gives the recipe (only its train and sampler sections may differ from the model's)")
+    .addHelpText(
+      'after',
+      '\nExamples:\n  selftok train --config tiny --data shapes --out runs/tiny --steps 2000 --device wasm\n' +
+        '  selftok train --init models/default --config photo64 --data corpus --out runs/ft --steps 3000 --lr 5e-4\n',
+    );
   return deviceOption(trainingOptions(cmd)).action(async (o) => {
     // config and recipe are checked before the device starts, so a bad file fails fast and alone
+    // a resumed fine-tune holds its own weights; starting it over from the model would lose them
+    if (o.resume && o.init) throw new UserError(`--init ${o.init}: cannot start a resumed run (${o.out}) from a model; drop --resume or --init`);
     const resumed = o.resume ? resumableConfig(o.out) : null;
     const recipe = resumed && o.config ? loadConfig(o.config) : undefined;
     // refused before anything is written; the data source below then uses the recipe's crops
     if (resumed && recipe) adoptRecipe(resumed, recipe, o.config);
-    const cfg = resumed ?? (o.config ? loadConfig(o.config) : null);
-    if (!cfg) throw new UserError('--config is required for a new training run');
     await startDevice(o.device);
+    const from = o.init ? loadModel(o.init, ['encode', 'decode']) : null;
+    let cfg = resumed ?? (o.config ? loadConfig(o.config) : null);
+    if (from) {
+      const merged = structuredClone(from.cfg);
+      if (cfg) adoptRecipe(merged, cfg, o.config);
+      cfg = merged;
+    }
+    if (!cfg) throw new UserError('--config is required for a new training run');
     const data = await openSource(o.data, cfg.image.size, cfg.train.cropScale);
     let bar: ReturnType<typeof progressBar> | null = null;
     const r = await runTraining({
       cfg: resumed ? null : cfg,
       recipe,
+      makeTrainer: from ? () => Trainer.fromModel(from, cfg, o.init, o.seed, o.batch, o.lr) : undefined,
       data,
       dataSpec: o.data,
       out: o.out,
@@ -44,7 +58,8 @@ export function trainCommand(): Command {
         const c = t.cfg;
         process.stderr.write(
           `selftok: ${c.name}: ${(countParams(t.model.params as unknown as Params) / 1e6).toFixed(2)} M params, K=${c.K}, C=${c.quantizer.codebookSize}, ` +
-            `${bitsPerPixel(c).toFixed(3)} bpp, batch ${t.batch}${t.workers > 1 ? ` over ${t.workers} workers` : ''}, lr ${t.lr}, from step ${t.step} to ${o.steps}\n`,
+            `${bitsPerPixel(c).toFixed(3)} bpp, batch ${t.batch}${t.workers > 1 ? ` over ${t.workers} workers` : ''}, lr ${t.lr}, from step ${t.step} to ${o.steps}` +
+            `${t.initFrom ? `, fine-tuning ${t.initFrom}` : ''}\n`,
         );
         bar = progressBar('train', o.steps);
         bar.update(t.step);

@@ -176,6 +176,21 @@ export class CodebookState {
   }
 
   /**
+   * Continue training a trained codebook (a fine-tune from a model folder, which stores the code
+   * vectors but not their EMA statistics): every code starts at the usage a uniform codebook
+   * would have at batch B, so the EMA (spec §4.4) and the dead-code rule go on from there: a
+   * code no one picks falls below the threshold after about ln(threshold)/ln(decay) steps, as
+   * in a run from scratch, instead of being reset at the first batch that misses it.
+   */
+  warmStart(B: number): void {
+    const expected = (B * this.K) / this.C;
+    this.clusterSize.fill(expected);
+    this.clusterSizeNoReset.fill(expected);
+    for (let i = 0; i < this.embedSum.length; i++) this.embedSum[i] = this.codebook[i] * expected;
+    this.initialized = true;
+  }
+
+  /**
    * One training-step update from the batch's normalised vectors z (B·K×d, row b·K + k)
    * and their ids: EMA with Laplace smoothing, re-normalisation, dead-code reset.
    */

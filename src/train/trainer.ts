@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { jit, numpy as np, random, tree, valueAndGrad, type OwnedFunction } from '@jax-js/jax';
 import { adamInit, makeAdamUpdate, momentTensors, momentsFromTensors, packTree, paramLayout, type AdamState, type ParamLayout } from '../nn/optim.ts';
-import { type Params } from '../nn/params.ts';
+import { flattenParams, mapParams, type Params } from '../nn/params.ts';
 import { asFloat32, encodeSafetensors, type Tensor } from '../io/safetensors.ts';
 import type { DataSource } from '../data/source.ts';
 import { NonFiniteLossError, UserError } from '../util/errors.ts';
@@ -147,6 +147,42 @@ export class Trainer {
     return new Trainer(model, new Rng(seed ^ 0x7a11), batch ?? cfg.train.batch, lr ?? cfg.train.lr, null);
   }
 
+  /**
+   * Fine-tune a trained model's tokenizer (encoder, codebook and diffusion decoder) under `cfg`,
+   * whose architecture must be the model's (its train section may differ: a new recipe, a layout
+   * probe). Fresh optimizer moments and step count; the codebook starts warm (no continuous
+   * phase, no k-means); the training-time probe is kept where the model has one of its size, else
+   * starts fresh;
+   * a renderer is not carried over (it was trained on the old tokens).
+   */
+  static fromModel(from: Selftok, cfg: SelftokConfig, where: string, seed: number, batch?: number, lr?: number): Trainer {
+    const merged = structuredClone(from.cfg);
+    adoptRecipe(merged, cfg, where);
+    cfg = merged;
+    const model = Selftok.create(cfg, seed);
+    const theirs = flattenParams({ enc: from.params.enc, dec: from.params.dec } as unknown as Params);
+    const mine = { enc: model.params.enc, dec: model.params.dec } as unknown as Params;
+    const copied = mapParams(mine, (name, leaf) => {
+      const t = theirs.get(name);
+      // the probe is the recipe's (training only): absent or of another size, it starts fresh
+      if (name.startsWith('enc.probe.') && (!t || t.shape.join('x') !== leaf.shape.join('x'))) return leaf.ref;
+      if (!t) throw new UserError(`${where}: has no tensor ${name} to start from`);
+      if (t.shape.join('x') !== leaf.shape.join('x')) throw new UserError(`${where}: tensor ${name} has shape [${t.shape}], the config expects [${leaf.shape}]`);
+      return t.ref;
+    }) as unknown as { enc: ModelParams['enc']; dec: ModelParams['dec'] };
+    tree.dispose(mine);
+    model.params = { ...model.params, ...copied };
+    model.codebook.codebook.set(from.codebook.codebook);
+    const B = batch ?? cfg.train.batch;
+    model.codebook.warmStart(B);
+    const t = new Trainer(model, new Rng(seed ^ 0x7a11), B, lr ?? cfg.train.lr, null);
+    t.initFrom = `${where} (step ${from.step})`;
+    return t;
+  }
+
+  /** A fine-tune: the model folder it started from (train-state metadata `initFrom`). */
+  initFrom = '';
+
   /** Resume from DIR/train-state.safetensors. */
   static resume(dir: string, overrides: { batch?: number; lr?: number; recipe?: SelftokConfig } = {}): Trainer {
     const path = join(dir, STATE_FILE);
@@ -195,6 +231,7 @@ export class Trainer {
     const t = new Trainer(model, rng, overrides.batch ?? overrides.recipe?.train.batch ?? Number(md.batch), overrides.lr ?? overrides.recipe?.train.lr ?? Number(md.lr), adam, mode);
     t.totalSteps = Number(md.totalSteps ?? 0);
     t.trainedOnStep = Number(md.tokenizerStep ?? 0);
+    t.initFrom = md.initFrom ?? '';
     if (mode === 'renderer') t.perceptual = (md.perceptual ?? 'gradients') as PerceptualKind;
     return t;
   }
@@ -319,7 +356,8 @@ export class Trainer {
     const mask = this.model.schedule.mask(t.map((v) => 1000 * v));
     const pDrop = fineTokenDropAt(cfg.train.fineTokenDrop ?? 0, cfg.train.fineTokenDropEnd, this.step, this.totalSteps);
     dropFinestTokens(mask, cfg.K, pDrop, () => this.rng.uniform());
-    const quantizing = this.step >= cfg.quantizer.continuousSteps;
+    // a fine-tune's codebook is trained already (warmStart): it quantizes from its first step
+    const quantizing = this.step >= cfg.quantizer.continuousSteps || this.model.codebook.initialized;
     if (quantizing && !this.model.codebook.initialized) {
       this.model.codebook.kmeansInit(await this.encoderVectors(this.pixelsToData(pixels, B)), this.rng);
     }
@@ -491,6 +529,7 @@ export class Trainer {
       mode: this.mode,
       totalSteps: String(this.totalSteps),
       tokenizerStep: String(this.trainedOnStep),
+      ...(this.initFrom ? { initFrom: this.initFrom } : {}),
       ...(this.mode === 'renderer' ? { perceptual: this.perceptual } : {}),
       ...extraMeta,
     };
