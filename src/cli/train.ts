@@ -4,7 +4,7 @@ import { bitsPerPixel } from '../tokenizer/config.ts';
 import { countParams, type Params } from '../nn/params.ts';
 import { runTraining } from '../train/run.ts';
 import { deviceOption, loadModel, progressBar, startDevice, trainingOptions } from './common.ts';
-import { adoptRecipe, resumableConfig, Trainer } from '../train/trainer.ts';
+import { adoptRecipe, fineTuneConfig, resumableConfig, Trainer } from '../train/trainer.ts';
 import { UserError } from '../util/errors.ts';
 import { loadConfig } from '../node/configs.ts';
 
@@ -28,12 +28,9 @@ export function trainCommand(): Command {
     if (resumed && recipe) adoptRecipe(resumed, recipe, o.config);
     await startDevice(o.device);
     const from = o.init ? loadModel(o.init, ['encode', 'decode']) : null;
-    let cfg = resumed ?? (o.config ? loadConfig(o.config) : null);
-    if (from) {
-      const merged = structuredClone(from.cfg);
-      if (cfg) adoptRecipe(merged, cfg, o.config);
-      cfg = merged;
-    }
+    const given = resumed ?? (o.config ? loadConfig(o.config) : null);
+    // a fine-tune's data source uses the recipe's crops on the model's image size
+    const cfg = from ? fineTuneConfig(from.cfg, given ?? from.cfg, o.config) : given;
     if (!cfg) throw new UserError('--config is required for a new training run');
     const data = await openSource(o.data, cfg.image.size, cfg.train.cropScale);
     let bar: ReturnType<typeof progressBar> | null = null;

@@ -56,6 +56,13 @@ export function adoptRecipe(cfg: SelftokConfig, recipe: SelftokConfig, where: st
   cfg.sampler = structuredClone(recipe.sampler);
 }
 
+/** A fine-tune's config: the model's architecture with `recipe`'s train and sampler sections (adoptRecipe's rule). */
+export function fineTuneConfig(model: SelftokConfig, recipe: SelftokConfig, where: string): SelftokConfig {
+  const cfg = structuredClone(model);
+  adoptRecipe(cfg, recipe, where);
+  return cfg;
+}
+
 export type StepLog = {
   step: number;
   loss: number;
@@ -152,13 +159,10 @@ export class Trainer {
    * whose architecture must be the model's (its train section may differ: a new recipe, a layout
    * probe). Fresh optimizer moments and step count; the codebook starts warm (no continuous
    * phase, no k-means); the training-time probe is kept where the model has one of its size, else
-   * starts fresh;
-   * a renderer is not carried over (it was trained on the old tokens).
+   * starts fresh; a renderer is not carried over (it was trained on the old tokens).
    */
-  static fromModel(from: Selftok, cfg: SelftokConfig, where: string, seed: number, batch?: number, lr?: number): Trainer {
-    const merged = structuredClone(from.cfg);
-    adoptRecipe(merged, cfg, where);
-    cfg = merged;
+  static fromModel(from: Selftok, recipe: SelftokConfig, where: string, seed: number, batch?: number, lr?: number): Trainer {
+    const cfg = fineTuneConfig(from.cfg, recipe, where);
     const model = Selftok.create(cfg, seed);
     const theirs = flattenParams({ enc: from.params.enc, dec: from.params.dec } as unknown as Params);
     const mine = { enc: model.params.enc, dec: model.params.dec } as unknown as Params;
