@@ -17,7 +17,7 @@ import { CAPTION_QUESTION, caption, questions, whereQuestions } from '../src/ar/
 import { Vocab, SPECIALS, WORDS, FIRST_WORDS } from '../src/ar/vocab.ts';
 import { loadArModel } from '../src/node/models.ts';
 import { readSafetensors } from '../src/node/safetensors-files.ts';
-import type { Scene } from '../src/ar/scenes.ts';
+import { sceneMaps, type Scene } from '../src/ar/scenes.ts';
 import { UserError } from '../src/util/errors.ts';
 import { Rng } from '../src/util/rng.ts';
 
@@ -114,21 +114,25 @@ test('dialogue: several turns about one image; its first turn is the image → t
   assert.deepEqual(masked, ['one', '[EOS]', 'a', 'red', 'circle', '[EOS]']);
 });
 
-test('training rows with train.turns: image → text rows hold several questions of their scene within maxLen, the caption only first; turns 1 keeps one', async () => {
-  const K = 6;
-  const pool = 16;
+/** A training pool of `pool` random-code scenes (K 6, 16 codes) for a stand-in tokenizer, opened as ScenesArData. */
+async function randomPool(pool: number, v: Vocab): Promise<ScenesArData> {
+  const K = TOK.K;
   const dir = mkdtempSync(join(tmpdir(), 'selftok-pool-'));
   const rng = new Rng(1);
-  const codes = () => Int32Array.from({ length: pool * K }, () => rng.int(0, 16));
+  const codes = () => Int32Array.from({ length: pool * K }, () => rng.int(0, TOK.codebookSize));
   const tensors = new Map([
     ['promptCodes', { dtype: 'I32' as const, shape: [pool, K], data: codes() }],
     ['sceneCodes', { dtype: 'I32' as const, shape: [pool, K], data: codes() }],
     ['seeds', { dtype: 'I32' as const, shape: [pool], data: Int32Array.from({ length: pool }, (_, i) => 2_000_000 + i) }],
   ]);
-  writeFileSync(join(dir, POOL_FILE), encodeSafetensors(tensors, { format: 'selftok-ar-pool', tokenizer: 'f00d' }));
-  const tokenizer = { cfg: { image: { size: 64 }, K }, tokenFingerprint: async () => 'f00d' } as unknown as Selftok;
+  writeFileSync(join(dir, POOL_FILE), encodeSafetensors(tensors, { format: 'selftok-ar-pool', tokenizer: TOK.fingerprint }));
+  const tokenizer = { cfg: { image: { size: 64 }, K }, tokenFingerprint: async () => TOK.fingerprint } as unknown as Selftok;
+  return ScenesArData.open(dir, tokenizer, v, pool);
+}
+
+test('training rows with train.turns: image → text rows hold several questions of their scene within maxLen, the caption only first; turns 1 keeps one', async () => {
   const v = new Vocab(16);
-  const data = await ScenesArData.open(dir, tokenizer, v, pool);
+  const data = await randomPool(16, v);
   const base = microArConfig();
   const cfg = (turns: number): ArConfig => ({ ...base, maxLen: 40, train: { ...base.train, mix: { textToImage: 0, imageToText: 1, imageOnly: 0 }, turns } });
   const caption = v.encode(CAPTION_QUESTION);
@@ -293,4 +297,95 @@ test('overfit: the AR model learns four sequences (an image from a prompt, an an
   const answers = await m.answer(Int32Array.from([...imgA, ...imgB]), 2, v.encode(CAPTION_QUESTION));
   assert.deepEqual(answers, ['a red circle', 'two blue squares']);
   trainer.dispose();
+});
+
+test('visualInit codebook: visual rows are the code vectors through one random projection (equal codes equal rows, opposite codes opposite rows); text rows untouched', () => {
+  const d = 4;
+  const codebook = new Float32Array(TOK.codebookSize * d);
+  const rng = new Rng(3);
+  for (let c = 0; c < TOK.codebookSize; c++) {
+    const v = Array.from({ length: d }, () => rng.normal());
+    const n = Math.hypot(...v);
+    v.forEach((x, j) => (codebook[c * d + j] = x / n));
+  }
+  codebook.set(codebook.subarray(0, d), 1 * d); // code 1 = code 0
+  codebook.set(codebook.subarray(0, d).map((x) => -x), 2 * d); // code 2 = −code 0
+  const m = ArModel.create({ ...microAr(), visualInit: 'codebook' }, TOK, 0);
+  const D = m.cfg.dim;
+  const before = m.params.embed.ref.dataSync() as Float32Array;
+  m.seedVisualEmbeddings({ codebookSize: TOK.codebookSize, codebook: { codebook }, cfg: { quantizer: { dim: d } } } as unknown as Selftok, 5);
+  const after = m.params.embed.ref.dataSync() as Float32Array;
+  const base = m.vocab.visualBase;
+  const row = (c: number) => Array.from(after.subarray((base + c) * D, (base + c + 1) * D));
+  assert.deepEqual(Array.from(after.subarray(0, base * D)), Array.from(before.subarray(0, base * D)), 'text and special rows unchanged');
+  assert.deepEqual(row(1), row(0));
+  row(2).forEach((x, k) => assert.ok(Math.abs(x + row(0)[k]) < 1e-7));
+  const vis = after.subarray(base * D, (base + TOK.codebookSize) * D);
+  const std = Math.sqrt(vis.reduce((s, x) => s + x * x, 0) / vis.length);
+  assert.ok(std > 0.012 && std < 0.03, `entries' std ${std}, the other embeddings' 0.02`);
+  assert.throws(() => validateArConfig({ ...microAr(), visualInit: 'kmeans' }, 'c.json'), /c\.json: visualInit must be 'random' or 'codebook'/);
+  m.dispose();
+});
+
+test('sceneMaps: the fraction of each cell each shape and colour covers', () => {
+  const scene: Scene = { size: 64, top: [200, 200, 200], bottom: [200, 200, 200], objects: [{ shape: 'square', colour: 'blue', cx: 20, cy: 20, r: 8 }] };
+  const s = 8;
+  const maps = sceneMaps(scene, s);
+  assert.equal(maps.length, (3 + 6) * s * s);
+  const channel = (k: number) => maps.subarray(k * s * s, (k + 1) * s * s);
+  const square = channel(1);
+  // the square spans x, y ∈ [12, 28]: cells 2 covered, cells 1 and 3 half (4 × 4 samples per 8-px cell)
+  assert.equal(square[2 * s + 2], 1);
+  assert.equal(square[1 * s + 2], 0.5);
+  assert.equal(square[1 * s + 1], 0.25);
+  assert.equal(square.reduce((a, b) => a + b, 0), (16 * 16) / 64);
+  assert.deepEqual(Array.from(channel(3 + 2)), Array.from(square), 'blue is the third colour');
+  for (const k of [0, 2, 3, 4, 6, 7, 8]) assert.ok(channel(k).every((x) => x === 0), `channel ${k} empty`);
+});
+
+test('reading probe (train.readProbe): rows carry their scene maps; the probe learns them from the [EOV] state; the model folder holds no probe; a resumed run keeps it', async () => {
+  const probe = { size: 4, hidden: 32, weight: 1 };
+  const cfg: ArConfig = { ...microAr(), train: { ...microAr().train, readProbe: probe } };
+  // batch rows from a pool: every row has its scene's maps
+  const dir = mkdtempSync(join(tmpdir(), 'selftok-probe-'));
+  const data = await randomPool(8, new Vocab(16));
+  const rows = data.batch(new Rng(2), 16, { ...cfg, maxLen: 40 });
+  const width = 9 * probe.size * probe.size;
+  for (const r of rows) {
+    assert.equal(r.maps?.length, width);
+    const sum = (a: number, b: number) => r.maps!.subarray(a * 16, b * 16).reduce((x, y) => x + y, 0);
+    assert.ok(sum(0, 3) > 0.2 && Math.abs(sum(0, 3) - sum(3, 9)) < 1e-4, 'each object is in one shape map and one colour map');
+  }
+  assert.ok(data.batch(new Rng(2), 4, microAr()).every((r) => r.maps === undefined), 'no maps without the probe');
+  // overfit: two images, two different map targets
+  const trainer = ArTrainer.create(cfg, TOK, 1);
+  assert.ok(trainer.model.params.readProbe);
+  const v = trainer.model.vocab;
+  const target = (k: number) => Float32Array.from({ length: width }, (_, i) => ((i + k) % 5 === 0 ? 1 : 0));
+  const seqs = [
+    { ...imageToText(v, visualWords(v, [3, 1, 4, 1, 5, 9], 'ar'), v.encode(CAPTION_QUESTION), v.encode('a red circle')), maps: target(0) },
+    { ...textToImage(v, v.encode('two blue squares'), visualWords(v, [2, 7, 1, 8, 2, 8], 'ar')), maps: target(2) },
+  ];
+  let first = 0;
+  let last = 0;
+  for (let s = 0; s < 200; s++) {
+    const { loss } = await trainer.trainStep(seqs);
+    if (s === 0) first = loss;
+    last = loss;
+  }
+  // the loss holds the probe's MSE (0.2 of the target entries are 1): it must fall with the answers'
+  assert.ok(first > 2 && last < 0.02, `loss ${first} → ${last}`);
+  await trainer.checkpoint(dir);
+  const folder = readSafetensors(join(dir, 'model.safetensors'));
+  assert.ok([...folder.tensors.keys()].every((k) => !k.startsWith('readProbe')), 'no probe in the model folder');
+  assert.ok([...readSafetensors(join(dir, AR_STATE_FILE)).tensors.keys()].some((k) => k.startsWith('param.readProbe.')));
+  const loaded = await loadArModel(dir);
+  assert.equal(loaded.params.readProbe, undefined);
+  assert.deepEqual(await loaded.answer(Int32Array.from([3, 1, 4, 1, 5, 9]), 1, v.encode(CAPTION_QUESTION)), ['a red circle']);
+  const resumed = ArTrainer.resume(dir);
+  assert.ok(resumed.model.params.readProbe);
+  const again = await resumed.trainStep(seqs);
+  assert.ok(again.loss < 0.05, `resumed loss ${again.loss}`);
+  for (const m of [trainer, resumed]) m.dispose();
+  loaded.dispose();
 });

@@ -11,7 +11,7 @@ import { readModelFolder, type ModelFiles, type StoredModel } from '../io/model-
 import type { Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
-import { arForward, arPrefill, arStep, emptyCache, initAr, paddedVocab, ropeTables, validateArConfig, type ArConfig, type ArParams, type KvCache } from './model.ts';
+import { arForward, arPrefill, arStep, codebookEmbeddings, emptyCache, initAr, paddedVocab, ropeTables, validateArConfig, type ArConfig, type ArParams, type KvCache } from './model.ts';
 import { codesOf, imagePrefix, questionPrefix, visualIndexStep, visualIndices, visualWords } from './sequences.ts';
 import { SPECIALS, Vocab, WORDS, modelWords } from './vocab.ts';
 
@@ -61,11 +61,29 @@ export class ArModel {
     this.rope = ropeTables(cfg.maxLen, cfg.dim / cfg.heads, cfg.ropeBase);
   }
 
-  /** A fresh model for a tokenizer; `cfg.vocab` is filled in from the tokenizer's codebook. */
-  static create(cfg: ArConfig, tokenizer: TokenizerRef, seed: number): ArModel {
+  /**
+   * A fresh model for a tokenizer; `cfg.vocab` is filled in from the tokenizer's codebook. With
+   * `training`, it also holds the config's training-only reading probe (initAr).
+   */
+  static create(cfg: ArConfig, tokenizer: TokenizerRef, seed: number, training = false): ArModel {
     const c = { ...cfg, words: cfg.words ?? WORDS.length };
     c.vocab = paddedVocab(new Vocab(tokenizer.codebookSize, modelWords(c.words)).size, c);
-    return new ArModel(c, tokenizer, initAr(c, new Init(new Rng(seed ^ 0x1a7e)), tokenizer.K));
+    return new ArModel(c, tokenizer, initAr(c, new Init(new Rng(seed ^ 0x1a7e)), tokenizer.K, training));
+  }
+
+  /**
+   * Start the visual word embeddings from the tokenizer's codebook (config visualInit
+   * 'codebook', model.ts codebookEmbeddings); the other rows stay as they are.
+   */
+  seedVisualEmbeddings(tokenizer: Selftok, seed: number): void {
+    if (tokenizer.codebookSize !== this.tokenizer.codebookSize) throw new UserError(`the tokenizer has ${tokenizer.codebookSize} codes, this AR model ${this.tokenizer.codebookSize} visual words`);
+    const D = this.cfg.dim;
+    const rows = codebookEmbeddings(tokenizer.codebook.codebook, tokenizer.cfg.quantizer.dim, D, new Init(new Rng(seed ^ 0xc0de)));
+    const table = this.params.embed;
+    const data = Float32Array.from(table.ref.dataSync() as Float32Array);
+    data.set(rows, this.vocab.visualBase * D);
+    this.params.embed = np.array(data).reshape(table.shape);
+    table.dispose();
   }
 
   /** What an AR model records of its tokenizer: the identity of its tokens (Selftok.tokenFingerprint), K and C. */
@@ -135,11 +153,12 @@ export class ArModel {
     return out;
   }
 
-  /** What the model's folder holds (a writer puts it on disk: src/node/models.ts); `format` as Selftok.stored (io/weights.ts). It has no training-only parts, so `inference` changes nothing. */
+  /** What the model's folder holds (a writer puts it on disk: src/node/models.ts); `format` as Selftok.stored (io/weights.ts). Never the training-only reading probe, so `inference` changes nothing. */
   async stored(opts: { format?: WeightFormat; inference?: boolean } = {}): Promise<StoredModel> {
     const format = opts.format ?? 'float32';
     const weights = new Map<string, PendingTensor>();
     for (const [name, t] of await this.tensors()) {
+      if (name.startsWith('readProbe.')) continue;
       for (const [k, st] of storeWeight(name, t.data as Float32Array, t.shape, format)) weights.set(k, { dtype: st.dtype, shape: st.shape, data: () => st.bytes });
     }
     return { config: { ar: this.cfg, tokenizer: this.tokenizer }, weights, metadata: { format: 'selftok-ar', step: String(this.step), weights: format } };

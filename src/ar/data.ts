@@ -13,7 +13,7 @@ import { UserError } from '../util/errors.ts';
 import { writeFileAtomic } from '../node/fsx.ts';
 import type { Rng } from '../util/rng.ts';
 import type { ArConfig } from './model.ts';
-import { CATEGORIES, promptOf, promptText, randomScene, renderScene, sceneForPrompt, toUnitRange, type PromptSpec, type Scene } from './scenes.ts';
+import { CATEGORIES, promptOf, promptText, randomScene, renderScene, sceneForPrompt, sceneMaps, toUnitRange, type PromptSpec, type Scene } from './scenes.ts';
 import { dialogue, textToImage, turnLength, visualWords, type Sequence, type Turn } from './sequences.ts';
 import { CAPTION_QUESTION, caption, questions, showsHeldOutCombo, whereQuestions } from './text.ts';
 import type { Vocab } from './vocab.ts';
@@ -125,9 +125,19 @@ export class ScenesArData {
    * scene's other questions in random order while they fit in maxLen.
    */
   batch(rng: Rng, B: number, cfg: ArConfig): Sequence[] {
+    const probe = cfg.train.readProbe;
+    const rows = this.rows(rng, B, cfg);
+    if (probe) for (const r of rows) r.seq.maps = sceneMaps(r.scene(), probe.size);
+    return rows.map((r) => r.seq);
+  }
+
+  /** The rows of `batch`, each with the scene its image shows (drawn again only when asked). */
+  private rows(rng: Rng, B: number, cfg: ArConfig): { seq: Sequence; scene: () => Scene }[] {
     const { textToImage: wt, imageToText: wi, imageOnly: wo } = cfg.train.mix;
     const total = wt + wi + wo;
     const n = this.prompts.length;
+    const promptScene_ = (i: number) => () => promptScene(trainingPrompt(i), i, this.size);
+    const randomScene_ = (i: number) => () => randomScene(this.seeds[i], this.size);
     return Array.from({ length: B }, () => {
       const u = rng.uniform() * total;
       if (u < wt + wo) {
@@ -137,9 +147,11 @@ export class ScenesArData {
         if (drop) {
           // image only: half from the prompt scenes, half from the random ones
           const j = rng.int(0, n);
-          return textToImage(this.vocab, null, rng.uniform() < 0.5 ? v : visualWords(this.vocab, this.codes(this.sceneCodes, j), cfg.order));
+          return rng.uniform() < 0.5
+            ? { seq: textToImage(this.vocab, null, v), scene: promptScene_(i) }
+            : { seq: textToImage(this.vocab, null, visualWords(this.vocab, this.codes(this.sceneCodes, j), cfg.order)), scene: randomScene_(j) };
         }
-        return textToImage(this.vocab, this.prompts[i], v);
+        return { seq: textToImage(this.vocab, this.prompts[i], v), scene: promptScene_(i) };
       }
       const i = rng.int(0, n);
       const qa = this.qa(i, cfg.train.where ?? false);
@@ -161,7 +173,7 @@ export class ScenesArData {
           room -= turnLength(t);
         }
       }
-      return dialogue(this.vocab, visualWords(this.vocab, this.codes(this.sceneCodes, i), cfg.order), turns);
+      return { seq: dialogue(this.vocab, visualWords(this.vocab, this.codes(this.sceneCodes, i), cfg.order), turns), scene: randomScene_(i) };
     });
   }
 }

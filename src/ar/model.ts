@@ -14,6 +14,7 @@ import { Init } from '../nn/params.ts';
 import type { OptimizerSettings } from '../nn/optim.ts';
 import { UserError } from '../util/errors.ts';
 import { FIRST_WORDS, WORDS } from './vocab.ts';
+import { COLOURS, SHAPES } from './scenes.ts';
 
 export type ArConfig = {
   name: string;
@@ -53,6 +54,14 @@ export type ArConfig = {
    * them). Absent: the 36 of the models made before `where` questions; a new model takes all.
    */
   words?: number;
+  /**
+   * How a fresh model's visual word embeddings start: 'random' (default; small normal, as the
+   * text words) or 'codebook': the tokenizer's code vector (unit, quantizer.dim wide) times a
+   * random dim × D matrix of the same scale, so codes the tokenizer puts close together start
+   * close together in the AR model (codebookEmbeddings). Only the start differs: the table is
+   * trained and used the same way.
+   */
+  visualInit?: 'random' | 'codebook';
   train: ArTrainConfig;
 };
 
@@ -73,10 +82,24 @@ export type ArTrainConfig = OptimizerSettings & {
   turns?: number;
   /** Also train on `where is the {shape}?` turns (text.ts whereQuestions; default false). */
   where?: boolean;
+  /**
+   * A reading probe (default none): an MLP from the final hidden state at each row's [EOV] to the
+   * scene's maps (scenes.ts sceneMaps: how much of each cell of a size × size grid each shape
+   * and each palette colour covers), its mean squared error times `weight` added to the loss.
+   * Why: the answers give a few words of supervision per image and the model learns to read
+   * shapes from the tokens slowly (docs/scenes.md); the maps ask the position that has seen the
+   * whole image to say which shape and colour is where, a dense signal for the same skill. It
+   * is training-only, as the tokenizer's layout probe: the model folder holds neither its
+   * weights nor anything that uses them, and sampling never computes it.
+   */
+  readProbe?: { size: number; hidden: number; weight: number };
 };
 
+/** The reading probe's MLP (ArTrainConfig.readProbe). */
+export type ReadProbe = { fc1: Linear; fc2: Linear };
+
 type Block = { attnNorm: np.Array; qkv: Linear; proj: Linear; mlpNorm: np.Array; gate: Linear; up: Linear; down: Linear };
-export type ArParams = { embed: np.Array; blocks: Block[]; norm: np.Array; visualPos?: np.Array };
+export type ArParams = { embed: np.Array; blocks: Block[]; norm: np.Array; visualPos?: np.Array; readProbe?: ReadProbe };
 
 export function validateArConfig(raw: unknown, where: string): ArConfig {
   const c = raw as ArConfig;
@@ -89,6 +112,7 @@ export function validateArConfig(raw: unknown, where: string): ArConfig {
   if (c.order !== 'ar' && c.order !== 'encoder') fail(`order must be 'ar' or 'encoder'`);
   c.ropeBase ??= 10000;
   if (c.visualPositions !== undefined && typeof c.visualPositions !== 'boolean') fail('visualPositions must be true or false');
+  if (c.visualInit !== undefined && c.visualInit !== 'random' && c.visualInit !== 'codebook') fail(`visualInit must be 'random' or 'codebook'`);
   if (c.vocabMultiple !== undefined && !(Number.isInteger(c.vocabMultiple) && c.vocabMultiple > 0)) fail('vocabMultiple must be a positive integer');
   const t = c.train;
   if (!(t.promptDrop >= 0 && t.promptDrop < 1)) fail('train.promptDrop must be in [0, 1)');
@@ -99,6 +123,8 @@ export function validateArConfig(raw: unknown, where: string): ArConfig {
   if (t.turns !== undefined && !(Number.isInteger(t.turns) && t.turns >= 1)) fail('train.turns must be a positive integer');
   if (c.words !== undefined && !(Number.isInteger(c.words) && c.words >= FIRST_WORDS && c.words <= WORDS.length)) fail(`words must be an integer from ${FIRST_WORDS} to ${WORDS.length}`);
   if (t.where !== undefined && typeof t.where !== 'boolean') fail('train.where must be true or false');
+  const rp = t.readProbe;
+  if (rp !== undefined && !(rp && Number.isInteger(rp.size) && rp.size > 0 && Number.isInteger(rp.hidden) && rp.hidden > 0 && rp.weight >= 0)) fail('train.readProbe needs a positive integer size and hidden and a non-negative weight');
   if (t.where && (c.words ?? WORDS.length) < WORDS.length) fail(`train.where needs the words of where questions: words ${c.words} < ${WORDS.length}`);
   return c;
 }
@@ -109,8 +135,12 @@ export function paddedVocab(words: number, cfg: Pick<ArConfig, 'vocabMultiple'>)
   return Math.ceil(words / m) * m;
 }
 
-/** Fresh parameters; K (the tokenizer's tokens per image) sizes the visual position table. */
-export function initAr(cfg: ArConfig, init: Init, K: number): ArParams {
+/**
+ * Fresh parameters; K (the tokenizer's tokens per image) sizes the visual position table. With
+ * `training`, also the reading probe of `train.readProbe` (drawn last, so the model's own
+ * parameters are those of a run without it).
+ */
+export function initAr(cfg: ArConfig, init: Init, K: number, training = false): ArParams {
   const { dim: D, hidden: H, depth } = cfg;
   // GPT-2/LLaMA-style: small normal embeddings; residual outputs scaled down by depth
   const resid = 0.02 / Math.sqrt(2 * depth);
@@ -128,7 +158,32 @@ export function initAr(cfg: ArConfig, init: Init, K: number): ArParams {
     norm: init.ones([D]),
   };
   if (cfg.visualPositions) p.visualPos = init.normal([K, D], 0.02);
+  const rp = cfg.train.readProbe;
+  if (training && rp) p.readProbe = { fc1: initLinear(init, D, rp.hidden), fc2: initLinear(init, rp.hidden, readProbeWidth(rp.size)) };
   return p;
+}
+
+/** Outputs of the reading probe: the shape maps and colour maps of scenes.ts sceneMaps. */
+export const readProbeWidth = (size: number): number => (SHAPES.length + COLOURS.length) * size * size;
+
+/**
+ * Visual word embeddings from the tokenizer's codebook (config visualInit 'codebook'): row c =
+ * code_c · R, R a random d × D normal matrix with the std of the other embeddings. The code
+ * vectors have unit norm (cosine VQ, spec §4.2), so each entry has that std too; the rows lie in
+ * a d-dimensional subspace whose geometry is the codebook's.
+ */
+export function codebookEmbeddings(codebook: Float32Array, d: number, D: number, init: Init, std = 0.02): Float32Array {
+  const C = codebook.length / d;
+  const R = init.rng;
+  const proj = Float32Array.from({ length: d * D }, () => R.normal() * std);
+  const out = new Float32Array(C * D);
+  for (let c = 0; c < C; c++) {
+    for (let j = 0; j < d; j++) {
+      const v = codebook[c * d + j];
+      for (let k = 0; k < D; k++) out[c * D + k] += v * proj[j * D + k];
+    }
+  }
+  return out;
 }
 
 /** RMSNorm (Zhang & Sennrich 2019): x / sqrt(mean(x²) + ε) · g. */
@@ -225,6 +280,24 @@ export function arPrefill(p: ArParams, cfg: ArConfig, ids: np.Array, vpos: np.Ar
 }
 
 function forwardKv(p: ArParams, cfg: ArConfig, ids: np.Array, vpos: np.Array, cos: np.Array, sin: np.Array, kv: KvCache | null): np.Array {
+  return head(p, trunk(p, cfg, ids, vpos, cos, sin, kv));
+}
+
+/**
+ * Training with the reading probe: the logits B×T×V and the probe's maps B×M read from the final
+ * hidden state (after the final RMSNorm) at the position `at` marks (B×T one-hot: each row's [EOV]).
+ */
+export function arForwardWithProbe(p: ArParams, cfg: ArConfig, ids: np.Array, vpos: np.Array, cos: np.Array, sin: np.Array, at: np.Array): { logits: np.Array; maps: np.Array } {
+  if (!p.readProbe) throw new Error('internal: arForwardWithProbe without a reading probe');
+  const x = trunk(p, cfg, ids, vpos, cos, sin, null);
+  const [B, T, D] = x.shape;
+  const h = np.matmul(at.reshape([B, 1, T]), rmsNorm(x.ref, p.norm)).reshape([B, D]);
+  const maps = linear(p.readProbe.fc2, nn.gelu(linear(p.readProbe.fc1, h)));
+  return { logits: head(p, x), maps };
+}
+
+/** The blocks: embeddings → the final hidden states B×T×D (before the final norm). */
+function trunk(p: ArParams, cfg: ArConfig, ids: np.Array, vpos: np.Array, cos: np.Array, sin: np.Array, kv: KvCache | null): np.Array {
   const [B, T] = ids.shape;
   const { dim: D, heads } = cfg;
   const hd = D / heads;
@@ -244,7 +317,7 @@ function forwardKv(p: ArParams, cfg: ArConfig, ids: np.Array, vpos: np.Array, co
   }
   cos.dispose();
   sin.dispose();
-  return head(p, x);
+  return x;
 }
 
 /** Key/value cache: per block, B × maxLen × heads × headDim. */

@@ -50,6 +50,7 @@ export async function runArTraining(o: ArRunOptions): Promise<{ trainer: ArTrain
   } else {
     const ref = { ...(await ArModel.tokenizerRef(o.tokenizer)), path: tokenizerPathFrom(o.out, o.tokenizerDir) };
     trainer = ArTrainer.create(o.cfg, ref, o.seed);
+    if (o.cfg.visualInit === 'codebook') trainer.model.seedVisualEmbeddings(o.tokenizer, o.seed);
   }
   // before anything is written: a bad --workers is refused with an untouched --out
   await trainer.startWorkers(o.workers ?? 1);

@@ -84,6 +84,32 @@ export function renderScene(scene: Scene): Uint8Array {
   return out;
 }
 
+/**
+ * The scene as maps on a size × size grid of cells (the AR model's reading probe, model.ts
+ * ArTrainConfig.readProbe): for each shape of SHAPES, then each colour of COLOURS, the fraction
+ * of each cell the objects of that shape (colour) cover, from 4 × 4 samples per cell; channel-
+ * major, (SHAPES + COLOURS) × size × size, values in [0, 1].
+ */
+export function sceneMaps(scene: Scene, size: number): Float32Array {
+  const cells = size * size;
+  const out = new Float32Array((SHAPES.length + COLOURS.length) * cells);
+  const cell = scene.size / size;
+  const S = 4;
+  for (const o of scene.objects) {
+    const sc = SHAPES.indexOf(o.shape) * cells;
+    const cc = (SHAPES.length + COLOURS.indexOf(o.colour)) * cells;
+    for (let gy = 0; gy < size; gy++)
+      for (let gx = 0; gx < size; gx++) {
+        let hit = 0;
+        for (let sy = 0; sy < S; sy++) for (let sx = 0; sx < S; sx++) if (inside(o, (gx + (sx + 0.5) / S) * cell, (gy + (sy + 0.5) / S) * cell)) hit++;
+        if (!hit) continue;
+        out[sc + gy * size + gx] += hit / (S * S);
+        out[cc + gy * size + gx] += hit / (S * S);
+      }
+  }
+  return out;
+}
+
 /** Bytes → HWC floats in [−1, 1], the tokenizer's input. */
 export function toUnitRange(rgb: Uint8Array): Float32Array {
   return Float32Array.from(rgb, (v) => v / 127.5 - 1);

@@ -9,8 +9,11 @@
 // the official README says to feed an AR model), 'encoder' the order the encoder emits.
 import type { Vocab } from './vocab.ts';
 
-/** A sequence and the spans [start, end) of its tokens that are predicted with loss. */
-export type Sequence = { ids: number[]; spans: [number, number][] };
+/**
+ * A sequence and the spans [start, end) of its tokens that are predicted with loss; `maps`: its
+ * image's scene maps, the reading probe's target (training with train.readProbe only).
+ */
+export type Sequence = { ids: number[]; spans: [number, number][]; maps?: Float32Array };
 
 /** Encoder-order codes of one image → visual word ids in the model's order. */
 export function visualWords(vocab: Vocab, codes: ArrayLike<number>, order: 'ar' | 'encoder'): number[] {

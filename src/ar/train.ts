@@ -11,7 +11,7 @@ import { NonFiniteLossError, UserError } from '../util/errors.ts';
 import { writeFileAtomic } from '../node/fsx.ts';
 import { Rng } from '../util/rng.ts';
 import { ArModel, type TokenizerRef } from './ar-model.ts';
-import { arForward, maskedNextTokenLoss, validateArConfig, type ArConfig, type ArParams } from './model.ts';
+import { arForward, arForwardWithProbe, maskedNextTokenLoss, readProbeWidth, validateArConfig, type ArConfig, type ArParams } from './model.ts';
 import { FIRST_WORDS } from './vocab.ts';
 import { batchArrays, type Sequence } from './sequences.ts';
 import { readSafetensors } from '../node/safetensors-files.ts';
@@ -21,12 +21,14 @@ import { GradientPeer, hostBuckets, hostGradients, meanGradients, meanLoss, para
 export const AR_STATE_FILE = 'train-state.safetensors';
 
 type Batch = { ids: np.Array; vpos: np.Array; targets: np.Array; mask: np.Array; cos: np.Array; sin: np.Array };
+/** With the reading probe: each row's [EOV] position (B×T one-hot) and its scene maps (B×M). */
+type ProbeBatch = Batch & { at: np.Array; maps: np.Array };
 
 export class ArTrainer {
   private readonly layout: ParamLayout;
   private adam: AdamState;
   private readonly update: ReturnType<typeof makeAdamUpdate>;
-  private lossGrad: OwnedFunction<(p: ArParams, b: Batch) => [np.Array, np.Array[]]> | null = null;
+  private lossGrad: OwnedFunction<(p: ArParams, b: Batch | ProbeBatch) => [np.Array, np.Array[]]> | null = null;
   totalSteps = 0;
   cooldown = 0;
 
@@ -55,7 +57,7 @@ export class ArTrainer {
   }
 
   static create(cfg: ArConfig, tokenizer: TokenizerRef, seed: number): ArTrainer {
-    return ArTrainer.fromModel(ArModel.create(cfg, tokenizer, seed), seed);
+    return ArTrainer.fromModel(ArModel.create(cfg, tokenizer, seed, true), seed);
   }
 
   /** Go on training a loaded model (fine-tuning, RL) with fresh optimizer moments. */
@@ -80,7 +82,7 @@ export class ArTrainer {
     }
     // a run begun before `where` questions has no `words`: its vocabulary is the first words (create would give all)
     cfg.words ??= FIRST_WORDS;
-    const model = ArModel.create(cfg, tok, 0);
+    const model = ArModel.create(cfg, tok, 0, true);
     const weights = new Map<string, Tensor>();
     for (const [k, v] of file.tensors) if (k.startsWith('param.')) weights.set(k.slice(6), v);
     model.loadTensors(weights, path);
@@ -103,13 +105,21 @@ export class ArTrainer {
   private compile(): void {
     if (this.lossGrad) return;
     const cfg = this.cfg;
-    const loss = (p: ArParams, b: Batch): np.Array => {
-      const logits = arForward(p, cfg, b.ids, b.vpos, b.cos, b.sin);
+    const probeWeight = this.model.params.readProbe ? cfg.train.readProbe!.weight : 0;
+    const loss = (p: ArParams, b: Batch | ProbeBatch): np.Array => {
+      if (!('maps' in b)) {
+        const logits = arForward(p, cfg, b.ids, b.vpos, b.cos, b.sin);
+        tree.dispose(p as never);
+        return maskedNextTokenLoss(logits, b.targets, b.mask, cfg.vocab);
+      }
+      // the answer loss plus the reading probe's mean squared error on the scene maps
+      const out = arForwardWithProbe(p, cfg, b.ids, b.vpos, b.cos, b.sin, b.at);
       tree.dispose(p as never);
-      return maskedNextTokenLoss(logits, b.targets, b.mask, cfg.vocab);
+      const err = out.maps.sub(b.maps);
+      return maskedNextTokenLoss(out.logits, b.targets, b.mask, cfg.vocab).add(np.mean(err.ref.mul(err)).mul(probeWeight));
     };
-    const vg = valueAndGrad(loss as never) as unknown as (p: ArParams, b: Batch) => [np.Array, Params];
-    this.lossGrad = jit(((p: ArParams, b: Batch) => {
+    const vg = valueAndGrad(loss as never) as unknown as (p: ArParams, b: Batch | ProbeBatch) => [np.Array, Params];
+    this.lossGrad = jit(((p: ArParams, b: Batch | ProbeBatch) => {
       const [value, grads] = vg(p, b);
       return [value, packTree(grads, this.layout)];
     }) as never) as never;
@@ -119,12 +129,24 @@ export class ArTrainer {
    * The loss arrays of a batch of sequences, padded to the longest rounded up to a multiple of
    * 8 (a few compiled shapes instead of one at maxLen: text→image rows are ~30% shorter).
    */
-  private arrays(seqs: Sequence[]): Batch {
+  private arrays(seqs: Sequence[]): Batch | ProbeBatch {
     const longest = Math.max(...seqs.map((s) => s.ids.length));
     const T = Math.min(this.cfg.maxLen, Math.ceil(longest / 8) * 8);
     const B = seqs.length;
     const a = batchArrays(this.model.vocab, seqs, T);
-    return { ...this.model.inputs(a.ids, B), targets: np.array(a.targets, { dtype: np.int32 }).reshape([B, T]), mask: np.array(a.mask).reshape([B, T]) };
+    const batch = { ...this.model.inputs(a.ids, B), targets: np.array(a.targets, { dtype: np.int32 }).reshape([B, T]), mask: np.array(a.mask).reshape([B, T]) };
+    if (!this.model.params.readProbe) return batch;
+    const M = readProbeWidth(this.cfg.train.readProbe!.size);
+    const at = new Float32Array(B * T);
+    const maps = new Float32Array(B * M);
+    const eov = this.model.vocab.special('[EOV]');
+    seqs.forEach((s, b) => {
+      const t = s.ids.indexOf(eov);
+      if (t < 0 || !s.maps || s.maps.length !== M) throw new Error('internal: a reading-probe row needs an image and its scene maps');
+      at[b * T + t] = 1;
+      maps.set(s.maps, b * M);
+    });
+    return { ...batch, at: np.array(at).reshape([B, T]), maps: np.array(maps).reshape([B, M]) };
   }
 
   /**
