@@ -7,7 +7,8 @@
 //    acc ← acc · x + y (one mul and one add per lane: 96 flops an iteration), no memory
 //    traffic: the most 128-bit SIMD (no FMA in wasm's base SIMD) gets from one core.
 // 2. jax-js matmul: jit(matmul) on wasm at the shapes of photo64's largest products and a
-//    square one, GFLOP/s on one thread.
+//    square one, as A·B and as A·Bᵀ (the reduction contiguous in both operands, as in a
+//    backward pass), GFLOP/s on one thread.
 // 3. PyTorch (with --torch): torch.mm at the same shapes, float32, 1 thread, GFLOP/s.
 // The ratio of 2 to 3 is the floor of "× PyTorch" for any step whose time is mostly matmuls.
 import { writeFileSync } from 'node:fs';
@@ -67,7 +68,7 @@ function peakModule(): Uint8Array {
 }
 
 function wasmPeak(): { gflops: number; seconds: number } {
-  const inst = new WebAssembly.Instance(new WebAssembly.Module(peakModule()));
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(peakModule().buffer as ArrayBuffer));
   const run = inst.exports.run as (n: number) => number;
   run(1e6); // tier up
   const n = 2e8 / ACC;
@@ -88,12 +89,16 @@ const SHAPES: [number, number, number][] = [
   [512, 512, 512],
 ];
 
-async function jaxMatmul(): Promise<{ shape: number[]; gflops: number }[]> {
-  const out: { shape: number[]; gflops: number }[] = [];
-  const mm = jit((a: np.Array, b: np.Array) => np.matmul(a, b));
+/** A·B (b stored K × N) and A·Bᵀ (b stored N × K, the reduction contiguous in both: a backward pass's form). */
+const FORMS = ['A·B', 'A·Bᵀ'] as const;
+
+async function jaxMatmul(): Promise<{ form: string; shape: number[]; gflops: number }[]> {
+  const out: { form: string; shape: number[]; gflops: number }[] = [];
+  for (const form of FORMS)
   for (const [M, K, N] of SHAPES) {
+    const mm = jit((a: np.Array, b: np.Array) => np.matmul(a, form === 'A·B' ? b : b.transpose()));
     const a = np.ones([M, K]).mul(0.5);
-    const b = np.ones([K, N]).mul(0.25);
+    const b = np.ones(form === 'A·B' ? [K, N] : [N, K]).mul(0.25);
     await mm(a.ref, b.ref).data(); // compile
     const reps = 10;
     const t0 = performance.now();
@@ -101,23 +106,25 @@ async function jaxMatmul(): Promise<{ shape: number[]; gflops: number }[]> {
     const s = (performance.now() - t0) / 1000 / reps;
     a.dispose();
     b.dispose();
-    out.push({ shape: [M, K, N], gflops: (2 * M * K * N) / s / 1e9 });
+    mm.dispose();
+    out.push({ form, shape: [M, K, N], gflops: (2 * M * K * N) / s / 1e9 });
   }
   return out;
 }
 
-function torchMatmul(python: string): { shape: number[]; gflops: number }[] {
+function torchMatmul(python: string): { form: string; shape: number[]; gflops: number }[] {
   const code = `
 import json, time, torch
 torch.set_num_threads(1)
 out = []
-for M, K, N in ${JSON.stringify(SHAPES)}:
-    a = torch.rand(M, K); b = torch.rand(K, N)
+for form in ${JSON.stringify(FORMS)}:
+  for M, K, N in ${JSON.stringify(SHAPES)}:
+    a = torch.rand(M, K); b = torch.rand(K, N) if form == 'A·B' else torch.rand(N, K).t()
     for _ in range(5): a @ b
     reps = 50; t0 = time.perf_counter()
     for _ in range(reps): a @ b
     s = (time.perf_counter() - t0) / reps
-    out.append({"shape": [M, K, N], "gflops": 2 * M * K * N / s / 1e9})
+    out.append({"form": form, "shape": [M, K, N], "gflops": 2 * M * K * N / s / 1e9})
 print(json.dumps(out))`;
   return JSON.parse(execFileSync(python, ['-c', code], { encoding: 'utf8' }).trim().split('\n').at(-1)!);
 }
@@ -133,11 +140,11 @@ const peak = wasmPeak();
 const jax = await jaxMatmul();
 const torch = o.torch ? torchMatmul(o.torch) : null;
 console.log(`wasm SIMD peak, one core (12 × f32x4 mul + add, no memory): ${peak.gflops.toFixed(1)} GFLOP/s`);
-console.log('| matmul [M, K] × [K, N] | jax-js wasm GFLOP/s | % of the wasm peak |' + (torch ? ' PyTorch 1 thread GFLOP/s | PyTorch ÷ jax-js |' : ''));
-console.log('| --- | --- | --- |' + (torch ? ' --- | --- |' : ''));
+console.log('| matmul | M × K × N | jax-js wasm GFLOP/s | % of the wasm peak |' + (torch ? ' PyTorch 1 thread GFLOP/s | PyTorch ÷ jax-js |' : ''));
+console.log('| --- | --- | --- | --- |' + (torch ? ' --- | --- |' : ''));
 jax.forEach((j, i) => {
   const t = torch?.[i];
-  console.log(`| ${j.shape.join(' × ')} | ${j.gflops.toFixed(1)} | ${((100 * j.gflops) / peak.gflops).toFixed(0)}% |` + (t ? ` ${t.gflops.toFixed(1)} | ${(t.gflops / j.gflops).toFixed(2)} |` : ''));
+  console.log(`| ${j.form} | ${j.shape.join(' × ')} | ${j.gflops.toFixed(1)} | ${((100 * j.gflops) / peak.gflops).toFixed(0)}% |` + (t ? ` ${t.gflops.toFixed(1)} | ${(t.gflops / j.gflops).toFixed(2)} |` : ''));
 });
 if (torch) {
   const best = Math.max(...torch.map((t) => t.gflops));
