@@ -136,8 +136,8 @@ export class ScenesArData {
     const { textToImage: wt, imageToText: wi, imageOnly: wo } = cfg.train.mix;
     const total = wt + wi + wo;
     const n = this.prompts.length;
-    const promptScene_ = (i: number) => () => promptScene(trainingPrompt(i), i, this.size);
-    const randomScene_ = (i: number) => () => randomScene(this.seeds[i], this.size);
+    const promptSceneAt = (i: number) => () => promptScene(trainingPrompt(i), i, this.size);
+    const randomSceneAt = (i: number) => () => randomScene(this.seeds[i], this.size);
     return Array.from({ length: B }, () => {
       const u = rng.uniform() * total;
       if (u < wt + wo) {
@@ -148,10 +148,10 @@ export class ScenesArData {
           // image only: half from the prompt scenes, half from the random ones
           const j = rng.int(0, n);
           return rng.uniform() < 0.5
-            ? { seq: textToImage(this.vocab, null, v), scene: promptScene_(i) }
-            : { seq: textToImage(this.vocab, null, visualWords(this.vocab, this.codes(this.sceneCodes, j), cfg.order)), scene: randomScene_(j) };
+            ? { seq: textToImage(this.vocab, null, v), scene: promptSceneAt(i) }
+            : { seq: textToImage(this.vocab, null, visualWords(this.vocab, this.codes(this.sceneCodes, j), cfg.order)), scene: randomSceneAt(j) };
         }
-        return { seq: textToImage(this.vocab, this.prompts[i], v), scene: promptScene_(i) };
+        return { seq: textToImage(this.vocab, this.prompts[i], v), scene: promptSceneAt(i) };
       }
       const i = rng.int(0, n);
       const qa = this.qa(i, cfg.train.where ?? false);
@@ -173,7 +173,7 @@ export class ScenesArData {
           room -= turnLength(t);
         }
       }
-      return { seq: dialogue(this.vocab, visualWords(this.vocab, this.codes(this.sceneCodes, i), cfg.order), turns), scene: randomScene_(i) };
+      return { seq: dialogue(this.vocab, visualWords(this.vocab, this.codes(this.sceneCodes, i), cfg.order), turns), scene: randomSceneAt(i) };
     });
   }
 }
