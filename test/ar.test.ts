@@ -269,6 +269,18 @@ test('sampleLogits: temperature 0 is argmax, top-k 1 is argmax at any temperatur
   assert.deepEqual([...seen].sort(), [1, 3]);
 });
 
+/** Train `steps` steps on the same sequences; the first and last losses. */
+async function trainLosses(trainer: ArTrainer, seqs: Parameters<ArTrainer['trainStep']>[0], steps: number): Promise<{ first: number; last: number }> {
+  let first = 0;
+  let last = 0;
+  for (let s = 0; s < steps; s++) {
+    const { loss } = await trainer.trainStep(seqs);
+    if (s === 0) first = loss;
+    last = loss;
+  }
+  return { first, last };
+}
+
 test('overfit: the AR model learns four sequences (an image from a prompt, an answer from an image), and samples them back', async () => {
   const trainer = ArTrainer.create(microAr(), TOK, 1);
   const v = trainer.model.vocab;
@@ -280,13 +292,7 @@ test('overfit: the AR model learns four sequences (an image from a prompt, an an
     imageToText(v, visualWords(v, imgA, 'ar'), v.encode(CAPTION_QUESTION), v.encode('a red circle')),
     imageToText(v, visualWords(v, imgB, 'ar'), v.encode(CAPTION_QUESTION), v.encode('two blue squares')),
   ];
-  let first = 0;
-  let last = 0;
-  for (let s = 0; s < 150; s++) {
-    const { loss } = await trainer.trainStep(seqs);
-    if (s === 0) first = loss;
-    last = loss;
-  }
+  const { first, last } = await trainLosses(trainer, seqs, 150);
   assert.ok(first > 2, `initial loss ${first} should be near ln(${v.size})`);
   assert.ok(last < 0.05, `loss after 150 steps ${last}`);
   const m = trainer.model;
@@ -366,13 +372,7 @@ test('reading probe (train.readProbe): rows carry their scene maps; the probe le
     { ...imageToText(v, visualWords(v, [3, 1, 4, 1, 5, 9], 'ar'), v.encode(CAPTION_QUESTION), v.encode('a red circle')), maps: target(0) },
     { ...textToImage(v, v.encode('two blue squares'), visualWords(v, [2, 7, 1, 8, 2, 8], 'ar')), maps: target(2) },
   ];
-  let first = 0;
-  let last = 0;
-  for (let s = 0; s < 200; s++) {
-    const { loss } = await trainer.trainStep(seqs);
-    if (s === 0) first = loss;
-    last = loss;
-  }
+  const { first, last } = await trainLosses(trainer, seqs, 200);
   // the loss holds the probe's MSE (0.2 of the target entries are 1): it must fall with the answers'
   assert.ok(first > 2 && last < 0.02, `loss ${first} → ${last}`);
   await trainer.checkpoint(dir);

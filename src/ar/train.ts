@@ -107,16 +107,14 @@ export class ArTrainer {
     const cfg = this.cfg;
     const probeWeight = this.model.params.readProbe ? cfg.train.readProbe!.weight : 0;
     const loss = (p: ArParams, b: Batch | ProbeBatch): np.Array => {
-      if (!('maps' in b)) {
-        const logits = arForward(p, cfg, b.ids, b.vpos, b.cos, b.sin);
-        tree.dispose(p as never);
-        return maskedNextTokenLoss(logits, b.targets, b.mask, cfg.vocab);
-      }
-      // the answer loss plus the reading probe's mean squared error on the scene maps
-      const out = arForwardWithProbe(p, cfg, b.ids, b.vpos, b.cos, b.sin, b.at);
+      const probed = 'maps' in b;
+      const out = probed ? arForwardWithProbe(p, cfg, b.ids, b.vpos, b.cos, b.sin, b.at) : { logits: arForward(p, cfg, b.ids, b.vpos, b.cos, b.sin), maps: null };
       tree.dispose(p as never);
+      const answers = maskedNextTokenLoss(out.logits, b.targets, b.mask, cfg.vocab);
+      if (!probed || !out.maps) return answers;
+      // plus the reading probe's mean squared error on the scene maps
       const err = out.maps.sub(b.maps);
-      return maskedNextTokenLoss(out.logits, b.targets, b.mask, cfg.vocab).add(np.mean(err.ref.mul(err)).mul(probeWeight));
+      return answers.add(np.mean(err.ref.mul(err)).mul(probeWeight));
     };
     const vg = valueAndGrad(loss as never) as unknown as (p: ArParams, b: Batch | ProbeBatch) => [np.Array, Params];
     this.lossGrad = jit(((p: ArParams, b: Batch | ProbeBatch) => {
