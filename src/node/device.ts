@@ -2,10 +2,21 @@
 // engine/device.ts decides; this module gives it Node's GPU and the navigator jax-js reads.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import type { Device } from '@jax-js/jax';
 import { setupDevice as setupCoreDevice, type DeviceChoice } from '../engine/device.ts';
 
 export { activeDevice, DEVICE_CHOICES, type DeviceChoice } from '../engine/device.ts';
+
+/**
+ * WebAssembly's relaxed SIMD (a finished standard, on by default in Chrome 114+ and Node 22+)
+ * has a fused multiply-add, f32x4.relaxed_madd, which jax-js's wasm matmul uses where the
+ * engine validates it; Node 20's V8 has it behind a flag. Set here, before jax-js compiles its
+ * first kernel, for this process and its worker threads. SELFTOK_RELAXED_SIMD=0 keeps the
+ * separate multiply and add (the numbers of a Node 20 without the flag).
+ */
+export const RELAXED_SIMD = process.env.SELFTOK_RELAXED_SIMD !== '0';
+if (RELAXED_SIMD) setFlagsFromString('--experimental-wasm-relaxed-simd');
 
 /**
  * On Linux, Dawn reaches GPUs only through the Vulkan loader; without libvulkan.so.1 it can
