@@ -37,8 +37,8 @@ async function packed(t: Params, layout: ParamLayout): Promise<Float32Array[]> {
 
 test('param layout: buckets of consecutive parameters in flattenParams order; packTree and the host pack/unpack agree', async () => {
   const slot = (l: ParamLayout) => l.slots.map((s) => [s.name, s.bucket, s.offset, s.size]);
-  // 17 parameters: one bucket by default
-  const one = paramLayout(smallTree(1));
+  // no cap: one bucket for all 17 parameters
+  const one = paramLayout(smallTree(1), Infinity);
   assert.deepEqual(slot(one), [
     ['enc.w', 0, 0, 6],
     ['enc.b', 0, 6, 3],
@@ -54,8 +54,8 @@ test('param layout: buckets of consecutive parameters in flattenParams order; pa
     ['blocks.0.s', 1, 0, 4],
     ['blocks.1.s', 1, 4, 4],
   ]);
-  // cap 0: one bucket per parameter (large models)
-  assert.deepEqual(paramLayout(smallTree(1), 0).bucketSizes, [6, 3, 4, 4]);
+  // by default (cap 0): one bucket per parameter
+  assert.deepEqual(paramLayout(smallTree(1)).bucketSizes, [6, 3, 4, 4]);
   for (const cap of [Infinity, 9, 0]) {
     const t = smallTree(1);
     const layout = paramLayout(t, cap);
@@ -71,7 +71,7 @@ test('param layout: buckets of consecutive parameters in flattenParams order; pa
 
 test('packTree handles more leaves than one concatenate takes (tree of ≤8-input concats)', async () => {
   const t = { l: Array.from({ length: 21 }, (_, i) => np.array(vals(i + 1, i))) } as unknown as Params;
-  const layout = paramLayout(t);
+  const layout = paramLayout(t, Infinity);
   const expected = packHost(layout, (name, shape) => vals(shape[0], Number(name.split('.')[1])));
   const got = await packed(t, layout);
   assert.equal(got.length, 1);

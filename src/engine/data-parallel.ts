@@ -13,7 +13,7 @@
 // `createPeer(init)`: the trainer that wants peers provides that module (train/, ar/), so the
 // engine knows nothing of models.
 import { Worker } from 'node:worker_threads';
-import { numpy as np } from '@jax-js/jax';
+import { jit, numpy as np } from '@jax-js/jax';
 import { flattenParams, mapParams, type Params } from '../nn/params.ts';
 import { packHost, type ParamLayout } from '../nn/optim.ts';
 
@@ -131,6 +131,9 @@ export function paramsFromBuckets(like: Params, layout: ParamLayout, buckets: Fl
   });
 }
 
+/** One jitted weighted sum per count of peers: w₀·g₀ + Σ wᵢ·gᵢ per bucket (one dispatch, not four per bucket). */
+const weightedSums = new Map<number, (mine: np.Array[], peers: np.Array[][], w: np.Array) => np.Array[]>();
+
 /**
  * The weighted mean of packed gradients: own (device, consumed) with weight `own`, and each
  * peer's (host) with its weight; weights are normalised by their sum.
@@ -138,11 +141,17 @@ export function paramsFromBuckets(like: Params, layout: ParamLayout, buckets: Fl
 export function meanGradients(mine: np.Array[], own: number, peers: PeerGradients[]): np.Array[] {
   const total = own + peers.reduce((s, p) => s + p.weight, 0);
   if (!(total > 0)) return mine;
-  return mine.map((g, b) => {
-    let acc = g.mul(own / total);
-    for (const p of peers) acc = acc.add(np.array(p.grads[b]).mul(p.weight / total));
-    return acc;
-  });
+  let sum = weightedSums.get(peers.length);
+  if (!sum) {
+    sum = jit((m: np.Array[], ps: np.Array[][], w: np.Array) => {
+      const out = m.map((g, b) => ps.reduce((acc, p, i) => acc.add(p[b].mul(w.ref.slice(i + 1))), g.mul(w.ref.slice(0))));
+      w.dispose();
+      return out;
+    }) as unknown as (mine: np.Array[], peers: np.Array[][], w: np.Array) => np.Array[];
+    weightedSums.set(peers.length, sum);
+  }
+  const w = np.array(Float32Array.from([own, ...peers.map((p) => p.weight)].map((x) => x / total)));
+  return sum(mine, peers.map((p) => p.grads.map((g) => np.array(g))), w);
 }
 
 /** The weighted mean of the shares' losses. */

@@ -1,25 +1,18 @@
 // AdamW (decoupled weight decay), written here because @jax-js/optax is not on npm.
 //
-// The moments m, v and the gradients travel as a few flat "bucket" vectors in a fixed layout
-// (the parameters' dotted names in flattenParams order), not as trees of ~150 arrays. The
-// numbers are the same; what changes is the count of arrays crossing a jit boundary: jax-js
-// copies the pending-kernel list of a jitted call into every output array and walks it for
-// every input, so per-array cost × (params + grads + m + v) was ~1M set operations, ~130 ms
-// of dispatch (74 ms loss+grad, 59 ms update) per tiny training step on the CPU.
-//
-// Packing the gradients into a bucket is a copy, and a bucket is one large allocation. Both
-// are cheap for small models, but `small` (39 M parameters) peaks at 4.0 GB on wasm, just
-// under its 4 GiB limit, and a 157 MB packed copy or 157 MB moment buffers push it over. So
-// large models get one bucket per parameter: packing is then a reshape (no copy) and the
-// buffers are those of a per-parameter optimizer, while their 12 s step gains nothing
-// measurable from fewer arrays.
+// The moments m, v and the gradients travel as "bucket" vectors in a layout (the parameters'
+// dotted names in flattenParams order): by default one bucket per parameter, where packing a
+// gradient is a reshape. Consecutive parameters can share a bucket (`paramLayout`'s cap); that
+// was the default for models under 8 M parameters while jax-js kept every pending kernel of a
+// jitted call on each output array (per-array dispatch cost ~130 ms per `tiny` step). Since the
+// patch that dispatches a jitted program's kernels as it runs, per-array cost is small and the
+// packing is what costs: jax-js lowers np.concatenate as a sum of zero-padded inputs, 43 ms of
+// `photo64`'s step (bench/elementwise.ts). One bucket per parameter: `photo64` 462 -> 419 ms,
+// `tiny` 129 -> 116-128 ms, the same numbers (the update is element-wise either way).
 import { jit, numpy as np, type OwnedFunction } from '@jax-js/jax';
-import { countParams, flattenParams, mapParams, type Params } from './params.ts';
+import { flattenParams, mapParams, type Params } from './params.ts';
 import { asFloat32, type Tensor } from '../io/safetensors.ts';
 import { UserError } from '../util/errors.ts';
-
-/** Up to this many parameters a model's gradients and moments are one bucket; above it, one bucket per parameter. */
-export const ONE_BUCKET_MAX_PARAMS = 8_000_000;
 
 /** Where each parameter lives: its bucket and the offset in it. */
 export type ParamSlot = { name: string; shape: number[]; bucket: number; offset: number; size: number };
@@ -30,11 +23,10 @@ export type AdamState = { m: np.Array[]; v: np.Array[]; step: number };
 
 /**
  * The layout of a parameter tree: consecutive parameters share a bucket while it stays within
- * `bucketCap` elements (a parameter larger than the cap gets a bucket of its own). By default
- * one bucket for models up to ONE_BUCKET_MAX_PARAMS parameters, else one per parameter.
+ * `cap` elements (a parameter larger than the cap gets a bucket of its own). By default
+ * (cap 0) one bucket per parameter.
  */
-export function paramLayout(params: Params, bucketCap?: number): ParamLayout {
-  const cap = bucketCap ?? (countParams(params) <= ONE_BUCKET_MAX_PARAMS ? Infinity : 0);
+export function paramLayout(params: Params, cap = 0): ParamLayout {
   const slots: ParamSlot[] = [];
   const bucketSizes: number[] = [];
   for (const [name, a] of flattenParams(params)) {
