@@ -10,12 +10,11 @@
 //
 //   node --import tsx bench/elementwise.ts [CONFIG] [BATCH] [--json FILE]
 import { writeFileSync } from 'node:fs';
-import { profiler } from '@jax-js/jax';
 import { setupDevice } from '../src/node/device.ts';
 import { loadConfig } from '../src/node/configs.ts';
 import { Trainer } from '../src/train/trainer.ts';
 import { ShapesSource } from '../src/data/source.ts';
-import { kernelKind } from '../src/engine/profile.ts';
+import { kernelKind, traceStep } from '../src/engine/profile.ts';
 
 const args = process.argv.slice(2);
 const jsonAt = args.indexOf('--json');
@@ -39,25 +38,16 @@ const cfg = loadConfig(name);
 const trainer = Trainer.create(cfg, 0, Number(batch));
 const data = new ShapesSource(cfg.image.size);
 for (let s = 0; s < 2; s++) await trainer.trainStep(data);
-performance.clearMeasures();
-profiler.startTrace();
-const t0 = performance.now();
-await trainer.trainStep(data);
-profiler.stopTrace();
-const wallMs = performance.now() - t0;
+const { wallMs, kernels } = await traceStep(() => trainer.trainStep(data));
 
 const figures = Object.fromEntries(GROUPS.map((g) => [g, { kernels: 0, ms: 0 }])) as Record<Group, { kernels: number; ms: number }>;
 let kernelMs = 0;
-for (const e of performance.getEntriesByType('measure') as PerformanceMeasure[]) {
-  const devtools = (e.detail as { devtools?: { trackGroup?: string; properties?: [string, string][] } } | null)?.devtools;
-  if (devtools?.trackGroup !== 'JAX Profiler') continue;
-  kernelMs += e.duration;
-  if (!e.name.startsWith('Kernel[')) continue;
-  const p = Object.fromEntries(devtools.properties ?? []);
-  if (kernelKind({ exp: p.exp, reduction: p.reduction, size: p.size }) !== 'element-wise') continue;
-  const f = figures[group(String(p.exp))];
+for (const { info, ms } of kernels) {
+  kernelMs += ms;
+  if (kernelKind(info) !== 'element-wise') continue;
+  const f = figures[group(String(info.exp))];
   f.kernels++;
-  f.ms += e.duration;
+  f.ms += ms;
 }
 const ew = GROUPS.reduce((s, g) => s + figures[g].ms, 0);
 console.log(`${name} at batch ${batch}, one step on wasm: ${wallMs.toFixed(0)} ms wall, ${kernelMs.toFixed(0)} ms in kernels, ${ew.toFixed(0)} ms element-wise`);

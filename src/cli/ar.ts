@@ -9,7 +9,6 @@ import { ArModel, DEFAULT_CFG, type ImageSampling } from '../ar/ar-model.ts';
 import { HELD_OUT_SEED, geneval, pickDecoder, positionLoss, tokensToImages, understanding, type GenevalResult, type UnderstandingResult } from '../ar/evaluate.ts';
 import { tokenizerCeiling, type CeilingResult } from '../ar/ceiling.ts';
 import { loadArConfig, runArTraining } from '../ar/run.ts';
-import type { ArParams } from '../ar/model.ts';
 import { CATEGORIES, randomScene, renderScene, toUnitRange } from '../ar/scenes.ts';
 import { CAPTION_QUESTION, caption } from '../ar/text.ts';
 import type { Selftok } from '../tokenizer/model.ts';
@@ -84,8 +83,10 @@ export function arTrainCommand(): Command {
       onStart: (t) => {
         (poolBar as ReturnType<typeof progressBar> | null)?.stop();
         const c = t.cfg;
+        // the model itself (what its folder holds) apart from the training-only reading probe
+        const probe = t.model.params.readProbe ? countParams(t.model.params.readProbe as unknown as Params) : 0;
         process.stderr.write(
-          `selftok: ${c.name}: ${(modelParams(t.model.params) / 1e6).toFixed(2)} M params${t.model.params.readProbe ? ` (+ ${(countParams(t.model.params.readProbe as unknown as Params) / 1e6).toFixed(2)} M of the training-only reading probe)` : ''}, vocab ${c.vocab}, ${c.depth}×${c.dim}, ${c.order} order, ` +
+          `selftok: ${c.name}: ${((countParams(t.model.params as unknown as Params) - probe) / 1e6).toFixed(2)} M params${probe ? ` (+ ${(probe / 1e6).toFixed(2)} M of the training-only reading probe)` : ''}, vocab ${c.vocab}, ${c.depth}×${c.dim}, ${c.order} order, ` +
             `batch ${c.train.batch}${t.workers > 1 ? ` over ${t.workers} workers` : ''}, lr ${c.train.lr}, from step ${t.step} to ${o.steps}\n`,
         );
         bar = progressBar('ar-train', o.steps);
@@ -364,11 +365,4 @@ export async function arDemo(dir: string, generator: string, out: OutputSet, out
   if (gen !== ar) gen.dispose();
   ar.dispose();
   return lines;
-}
-
-/** Parameters of the model itself (what its folder holds): without the training-only reading probe. */
-function modelParams(p: ArParams): number {
-  const { readProbe, ...model } = p;
-  void readProbe;
-  return countParams(model as unknown as Params);
 }

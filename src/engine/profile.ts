@@ -56,11 +56,14 @@ export type StepProfile = {
 
 type TraceProperties = [string, string][];
 
+/** One dispatched kernel or routine of a traced step and its time. */
+export type TracedKernel = { info: KernelInfo; ms: number };
+
 /**
- * Run `step` once under jax-js's profiler. The caller warms `step` up first (jit compilation
- * would otherwise count as host time).
+ * Run `step` once under jax-js's profiler and return every kernel it dispatched. The caller
+ * warms `step` up first (jit compilation would otherwise count as host time).
  */
-export async function profileStep(step: () => Promise<unknown>, topN = 8): Promise<StepProfile> {
+export async function traceStep(step: () => Promise<unknown>): Promise<{ wallMs: number; kernels: TracedKernel[] }> {
   performance.clearMeasures();
   profiler.startTrace();
   const t0 = performance.now();
@@ -70,27 +73,35 @@ export async function profileStep(step: () => Promise<unknown>, topN = 8): Promi
     profiler.stopTrace();
   }
   const wallMs = performance.now() - t0;
-  const byKind = Object.fromEntries(KERNEL_KINDS.map((k) => [k, { kernels: 0, ms: 0 }])) as Record<KernelKind, KindFigures>;
-  const byLabel = new Map<string, { kernels: number; ms: number }>();
-  let dispatches = 0;
-  let kernelMs = 0;
+  const kernels: TracedKernel[] = [];
   for (const e of performance.getEntriesByType('measure') as PerformanceMeasure[]) {
     const devtools = (e.detail as { devtools?: { trackGroup?: string; properties?: TraceProperties } } | null)?.devtools;
     if (devtools?.trackGroup !== 'JAX Profiler') continue;
     const p = Object.fromEntries(devtools.properties ?? []);
-    const info: KernelInfo = e.name.startsWith('Kernel[') ? { exp: p.exp, reduction: p.reduction, size: p.size } : { routine: e.name };
+    kernels.push({ info: e.name.startsWith('Kernel[') ? { exp: p.exp, reduction: p.reduction, size: p.size } : { routine: e.name }, ms: e.duration });
+  }
+  performance.clearMeasures();
+  return { wallMs, kernels };
+}
+
+/** `traceStep`, summed by kind and by label. */
+export async function profileStep(step: () => Promise<unknown>, topN = 8): Promise<StepProfile> {
+  const { wallMs, kernels } = await traceStep(step);
+  const byKind = Object.fromEntries(KERNEL_KINDS.map((k) => [k, { kernels: 0, ms: 0 }])) as Record<KernelKind, KindFigures>;
+  const byLabel = new Map<string, { kernels: number; ms: number }>();
+  let kernelMs = 0;
+  for (const { info, ms } of kernels) {
     const kind = kernelKind(info);
     byKind[kind].kernels++;
-    byKind[kind].ms += e.duration;
+    byKind[kind].ms += ms;
     const label = kernelLabel(info);
     const l = byLabel.get(label) ?? { kernels: 0, ms: 0 };
     l.kernels++;
-    l.ms += e.duration;
+    l.ms += ms;
     byLabel.set(label, l);
-    dispatches++;
-    kernelMs += e.duration;
+    kernelMs += ms;
   }
-  performance.clearMeasures();
+  const dispatches = kernels.length;
   const top = [...byLabel.entries()].map(([label, v]) => ({ label, ...v })).sort((a, b) => b.ms - a.ms).slice(0, topN);
   return { wallMs, dispatches, byKind, hostMs: Math.max(0, wallMs - kernelMs), top };
 }
