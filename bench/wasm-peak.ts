@@ -8,8 +8,8 @@
 //    traffic: the most 128-bit SIMD (no FMA in wasm's base SIMD) gets from one core; and the
 //    same loop with relaxed SIMD's f32x4.relaxed_madd (a fused multiply-add on x86 with FMA).
 // 2. jax-js matmul: jit(matmul) on wasm at the shapes of photo64's largest products and a
-//    square one, as A·B and as A·Bᵀ (the reduction contiguous in both operands, as in a
-//    backward pass), GFLOP/s on one thread.
+//    square one, as A·B and as A·Bᵀ (the reduction contiguous in both operands, as in a linear
+//    layer's forward pass), and its attention's batched q·kᵀ and p·v, GFLOP/s on one thread.
 // 3. PyTorch (with --torch): torch.mm at the same shapes, float32, 1 thread, GFLOP/s.
 // The ratio of 2 to 3 is the floor of "× PyTorch" for any step whose time is mostly matmuls.
 import { writeFileSync } from 'node:fs';
@@ -98,16 +98,38 @@ const SHAPES: [number, number, number][] = [
   [512, 512, 512],
 ];
 
-/** A·B (b stored K × N) and A·Bᵀ (b stored N × K, the reduction contiguous in both: a backward pass's form). */
+/** A·B (b stored K × N) and A·Bᵀ (b stored N × K, the reduction contiguous in both: a linear layer's forward pass with W stored [out, in]). */
 const FORMS = ['A·B', 'A·Bᵀ'] as const;
+
+/**
+ * photo64's attention products at batch 16 (16 × 5 heads, 64 queries, 96 keys, head width 32):
+ * q·kᵀ (the reduction contiguous in both) and p·v, batched matmuls of small matrices.
+ */
+const ATTENTION: { form: string; a: number[]; b: number[]; transposeB: boolean }[] = [
+  { form: 'q·kᵀ', a: [80, 64, 32], b: [80, 96, 32], transposeB: true },
+  { form: 'p·v', a: [80, 64, 96], b: [80, 96, 32], transposeB: false },
+];
+
+type Case = { form: string; a: number[]; b: number[]; transposeB: boolean; shape: number[]; flops: number };
+function cases(): Case[] {
+  const out: Case[] = [];
+  for (const form of FORMS)
+    for (const [M, K, N] of SHAPES)
+      out.push({ form, a: [M, K], b: form === 'A·B' ? [K, N] : [N, K], transposeB: form === 'A·Bᵀ', shape: [M, K, N], flops: 2 * M * K * N });
+  for (const c of ATTENTION) {
+    const [H, M, K] = c.a;
+    const N = c.transposeB ? c.b[1] : c.b[2];
+    out.push({ ...c, shape: [H, M, K, N], flops: 2 * H * M * K * N });
+  }
+  return out;
+}
 
 async function jaxMatmul(): Promise<{ form: string; shape: number[]; gflops: number }[]> {
   const out: { form: string; shape: number[]; gflops: number }[] = [];
-  for (const form of FORMS)
-  for (const [M, K, N] of SHAPES) {
-    const mm = jit((a: np.Array, b: np.Array) => np.matmul(a, form === 'A·B' ? b : b.transpose()));
-    const a = np.ones([M, K]).mul(0.5);
-    const b = np.ones(form === 'A·B' ? [K, N] : [N, K]).mul(0.25);
+  for (const c of cases()) {
+    const mm = jit((a: np.Array, b: np.Array) => np.matmul(a, c.transposeB ? np.moveaxis(b, -1, -2) : b));
+    const a = np.ones(c.a).mul(0.5);
+    const b = np.ones(c.b).mul(0.25);
     await mm(a.ref, b.ref).data(); // compile
     const reps = 10;
     const t0 = performance.now();
@@ -116,7 +138,7 @@ async function jaxMatmul(): Promise<{ form: string; shape: number[]; gflops: num
     a.dispose();
     b.dispose();
     mm.dispose();
-    out.push({ form, shape: [M, K, N], gflops: (2 * M * K * N) / s / 1e9 });
+    out.push({ form: c.form, shape: c.shape, gflops: c.flops / s / 1e9 });
   }
   return out;
 }
@@ -126,14 +148,14 @@ function torchMatmul(python: string): { form: string; shape: number[]; gflops: n
 import json, time, torch
 torch.set_num_threads(1)
 out = []
-for form in ${JSON.stringify(FORMS)}:
-  for M, K, N in ${JSON.stringify(SHAPES)}:
-    a = torch.rand(M, K); b = torch.rand(K, N) if form == 'A·B' else torch.rand(N, K).t()
+for c in json.loads(${JSON.stringify(JSON.stringify(cases()))}):
+    a = torch.rand(*c["a"]); b = torch.rand(*c["b"])
+    if c["transposeB"]: b = b.transpose(-1, -2)
     for _ in range(5): a @ b
     reps = 50; t0 = time.perf_counter()
     for _ in range(reps): a @ b
     s = (time.perf_counter() - t0) / reps
-    out.append({"form": form, "shape": [M, K, N], "gflops": 2 * M * K * N / s / 1e9})
+    out.append({"form": c["form"], "shape": c["shape"], "gflops": c["flops"] / s / 1e9})
 print(json.dumps(out))`;
   return JSON.parse(execFileSync(python, ['-c', code], { encoding: 'utf8' }).trim().split('\n').at(-1)!);
 }
@@ -154,7 +176,7 @@ const jax = await jaxMatmul();
 const torch = o.torch ? torchMatmul(o.torch) : null;
 console.log(`wasm SIMD peak, one core (12 × f32x4 mul + add, no memory): ${plain.gflops.toFixed(1)} GFLOP/s`);
 if (fused) console.log(`with relaxed SIMD (12 × f32x4.relaxed_madd): ${fused.gflops.toFixed(1)} GFLOP/s; jax-js's matmul uses it (SELFTOK_RELAXED_SIMD=0: not)`);
-console.log('| matmul | M × K × N | jax-js wasm GFLOP/s | % of the wasm peak |' + (torch ? ' PyTorch 1 thread GFLOP/s | PyTorch ÷ jax-js |' : ''));
+console.log('| matmul | (heads ×) M × K × N | jax-js wasm GFLOP/s | % of the wasm peak |' + (torch ? ' PyTorch 1 thread GFLOP/s | PyTorch ÷ jax-js |' : ''));
 console.log('| --- | --- | --- | --- |' + (torch ? ' --- | --- |' : ''));
 jax.forEach((j, i) => {
   const t = torch?.[i];

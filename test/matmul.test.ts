@@ -1,0 +1,85 @@
+// The wasm matmul paths this repository patches in jax-js (docs/engine-profile.md, stop 34):
+// batched products whose shared operand gets one pointer per column (attention's q·kᵀ and p·v),
+// and x·Wᵀ, whose weight the jit copies once into the tiled matmul's order. Both are checked
+// against a float64 loop on shapes that cross batch boundaries inside a micro-tile's alignment
+// and on odd sizes that take the scalar tails.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { jit, numpy as np, random } from '@jax-js/jax';
+import { setupDevice } from '../src/node/device.ts';
+import { traceStep } from '../src/engine/profile.ts';
+
+await setupDevice('wasm');
+
+/** Swap the last two axes (a view). */
+const T = (a: np.Array) => np.moveaxis(a, -1, -2);
+
+/** a [..., I, D] (or [..., D, I] when ta) times b [..., D, J] (or [..., J, D] when tb), in float64. */
+function reference(A: Float32Array, Bv: Float32Array, batch: number, I: number, D: number, J: number, ta: boolean, tb: boolean): Float64Array {
+  const out = new Float64Array(batch * I * J);
+  for (let n = 0; n < batch; n++)
+    for (let i = 0; i < I; i++)
+      for (let j = 0; j < J; j++) {
+        let s = 0;
+        for (let d = 0; d < D; d++) {
+          const av = ta ? A[(n * D + d) * I + i] : A[(n * I + i) * D + d];
+          const bv = tb ? Bv[(n * J + j) * D + d] : Bv[(n * D + d) * J + j];
+          s += av * bv;
+        }
+        out[(n * I + i) * J + j] = s;
+      }
+  return out;
+}
+
+async function maxError(lead: number[], I: number, D: number, J: number, ta: boolean, tb: boolean, seed: number): Promise<number> {
+  const [k1, k2] = random.split(random.key(seed), 2);
+  const a = random.normal(k1, [...lead, ta ? D : I, ta ? I : D]);
+  const b = random.normal(k2, [...lead, tb ? J : D, tb ? D : J]);
+  const f = jit((x: np.Array, y: np.Array) => np.matmul(ta ? T(x) : x, tb ? T(y) : y));
+  const got = (await f(a.ref, b.ref).data()) as Float32Array;
+  f.dispose();
+  const want = reference((await a.data()) as Float32Array, (await b.data()) as Float32Array, lead.reduce((p, x) => p * x, 1), I, D, J, ta, tb);
+  assert.equal(got.length, want.length);
+  let err = 0;
+  for (let i = 0; i < got.length; i++) err = Math.max(err, Math.abs(got[i] - want[i]));
+  return err;
+}
+
+test('batched matmuls on wasm (attention-shaped, odd sizes, each operand plain or transposed) agree with a float64 loop', async () => {
+  const shapes: [number[], number, number, number][] = [
+    [[4, 5], 64, 32, 96], // heads of q·kᵀ: a batch boundary every 64 rows
+    [[4, 5], 64, 96, 32], // p·v
+    [[2, 3], 8, 4, 12],
+    [[3, 2], 5, 8, 7], // no SIMD tile fits: the scalar path
+    [[2, 1], 33, 12, 20],
+    [[8, 2], 4, 64, 8],
+  ];
+  let seed = 0;
+  for (const [lead, I, D, J] of shapes)
+    for (const ta of [false, true])
+      for (const tb of [false, true]) {
+        const err = await maxError(lead, I, D, J, ta, tb, seed++);
+        assert.ok(err < 2e-5, `[${lead}] ${I}×${D}×${J} ta=${ta} tb=${tb}: max error ${err}`);
+      }
+});
+
+test('x·Wᵀ on wasm reads a copy of W in [in, out] order when W is read ≥ 128 times per element, and agrees with a float64 loop', async () => {
+  const copies = async (M: number): Promise<number> => {
+    const x = random.normal(random.key(1), [M, 160]);
+    const w = random.normal(random.key(2), [96, 160]);
+    const f = jit((a: np.Array, b: np.Array) => np.matmul(a, b.transpose()));
+    await f(x.ref, w.ref).data(); // compile outside the trace
+    const { kernels } = await traceStep(() => f(x.ref, w.ref).data());
+    f.dispose();
+    x.dispose();
+    w.dispose();
+    // the copy: an element-wise kernel of W's 96 × 160 elements that reads W and nothing else
+    return kernels.filter((k) => !k.info.reduction && Number(k.info.size) === 96 * 160).length;
+  };
+  assert.equal(await copies(256), 1, 'a weight read 256 times is copied once');
+  assert.equal(await copies(64), 0, 'a weight read 64 times is read in place');
+  for (const M of [64, 256]) {
+    const err = await maxError([], M, 160, 96, false, true, 10 + M);
+    assert.ok(err < 5e-5, `${M}×160×96 x·Wᵀ: max error ${err}`);
+  }
+});
