@@ -83,3 +83,65 @@ test('x·Wᵀ on wasm reads a copy of W in [in, out] order when W is read ≥ 12
     assert.ok(err < 5e-5, `${M}×160×96 x·Wᵀ: max error ${err}`);
   }
 });
+
+/** Row-major strides of a shape. */
+const stridesOf = (shape: number[]): number[] => shape.map((_, i) => shape.slice(i + 1).reduce((p, x) => p * x, 1));
+
+/** out[idx] = src[map(idx)] (or 0 where map gives −1) over out's shape, in float64. */
+function gatherHost(src: Float32Array, outShape: number[], map: (idx: number[]) => number): Float32Array {
+  const out = new Float32Array(outShape.reduce((p, x) => p * x, 1));
+  const st = stridesOf(outShape);
+  for (let g = 0; g < out.length; g++) {
+    const idx = st.map((s, i) => Math.floor(g / s) % outShape[i]);
+    const at = map(idx);
+    out[g] = at < 0 ? 0 : src[at];
+  }
+  return out;
+}
+
+test('strided copies on wasm (transposes, head splits, slices, pads, flips) read exactly the right elements', async () => {
+  const cases: { name: string; shape: number[]; f: (a: np.Array) => np.Array; outShape: number[]; map: (idx: number[]) => number }[] = [];
+  {
+    const shape = [16, 5, 96, 32];
+    const s = stridesOf(shape);
+    cases.push({ name: 'kᵀ', shape, f: (a) => np.moveaxis(a, -1, -2), outShape: [16, 5, 32, 96], map: ([b, h, d, j]) => b * s[0] + h * s[1] + j * s[2] + d });
+  }
+  {
+    const shape = [16, 96, 160];
+    const s = stridesOf(shape);
+    cases.push({ name: 'heads', shape, f: (a) => a.reshape([16, 96, 5, 32]).transpose([0, 2, 1, 3]), outShape: [16, 5, 96, 32], map: ([b, h, t, d]) => b * s[0] + t * s[1] + h * 32 + d });
+  }
+  {
+    const shape = [4, 66, 66, 8];
+    const s = stridesOf(shape);
+    cases.push({ name: 'slice', shape, f: (a) => a.slice([], [1, 65], [1, 65]), outShape: [4, 64, 64, 8], map: ([b, y, x, c]) => b * s[0] + (y + 1) * s[1] + (x + 1) * s[2] + c });
+  }
+  {
+    const shape = [4, 64, 64, 8];
+    const s = stridesOf(shape);
+    const pads: [number, number][] = [[0, 0], [1, 1], [1, 1], [0, 0]];
+    cases.push({ name: 'pad', shape, f: (a) => np.pad(a, pads), outShape: [4, 66, 66, 8], map: ([b, y, x, c]) => (y < 1 || y > 64 || x < 1 || x > 64 ? -1 : b * s[0] + (y - 1) * s[1] + (x - 1) * s[2] + c) });
+  }
+  {
+    const shape = [16, 64, 160];
+    const s = stridesOf(shape);
+    cases.push({ name: 'flip', shape, f: (a) => np.flip(a, 1), outShape: [16, 64, 160], map: ([b, t, c]) => b * s[0] + (63 - t) * s[1] + c });
+  }
+  {
+    const shape = [320, 160];
+    cases.push({ name: 'transpose', shape, f: (a) => a.transpose(), outShape: [160, 320], map: ([i, j]) => j * 160 + i });
+  }
+  let seed = 20;
+  for (const c of cases) {
+    const a = random.normal(random.key(seed++), c.shape);
+    // ×2 is exact, and makes the view a kernel of its own rather than a view of the input
+    const f = jit((x: np.Array) => c.f(x).mul(2));
+    const got = (await f(a.ref).data()) as Float32Array;
+    f.dispose();
+    const want = gatherHost((await a.data()) as Float32Array, c.outShape, c.map).map((v) => 2 * v);
+    assert.equal(got.length, want.length, c.name);
+    let bad = 0;
+    for (let i = 0; i < got.length; i++) if (got[i] !== want[i]) bad++;
+    assert.equal(bad, 0, `${c.name}: ${bad} of ${got.length} elements differ`);
+  }
+});
