@@ -10,9 +10,9 @@ import { batchArrays, codesOf, dialogue, imageToText, textToImage, visualIndices
 import { POOL_FILE, ScenesArData } from '../src/ar/data.ts';
 import { encodeSafetensors } from '../src/io/safetensors.ts';
 import type { Selftok } from '../src/tokenizer/model.ts';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { CAPTION_QUESTION, caption, questions, whereQuestions } from '../src/ar/text.ts';
 import { Vocab, SPECIALS, WORDS, FIRST_WORDS } from '../src/ar/vocab.ts';
 import { loadArModel } from '../src/node/models.ts';
@@ -194,7 +194,14 @@ test('where questions (train.where): a 3 × 3 grid answer for each unique shape,
   const fresh = ArModel.create(microAr(), TOK, 0);
   assert.equal(fresh.cfg.words, WORDS.length);
   assert.doesNotThrow(() => fresh.vocab.encode('where is the circle?'));
-  const old = loadArModel('models/scenes-ar');
+  // (the shipped models/scenes-ar has its `words` since stop 34: a copy of it without them stands for an older one)
+  const olderDir = mkdtempSync(join(tmpdir(), 'selftok-ar-old-'));
+  const shippedCfg = JSON.parse(readFileSync('models/scenes-ar/config.json', 'utf8'));
+  delete shippedCfg.ar.words;
+  shippedCfg.tokenizer.path = resolve('models/scenes');
+  writeFileSync(join(olderDir, 'config.json'), JSON.stringify(shippedCfg));
+  copyFileSync('models/scenes-ar/model.safetensors', join(olderDir, 'model.safetensors'));
+  const old = loadArModel(olderDir);
   assert.equal(old.cfg.words, undefined);
   assert.equal(old.vocab.visualBase, SPECIALS.length + FIRST_WORDS);
   assert.throws(() => old.vocab.encode('where is the circle?', 'question'), /question "where is the circle\?": unknown word "where"/);
