@@ -56,6 +56,13 @@ test('ar-train: checkpoints, a log, the pool; resumes after a stop; refuses to o
   expectError(run('ar-train', '--tokenizer', 'tok', '--data', 'scenes', '--out', 'ar', '--config', 'micro-ar.json', '--steps', '9'), /ar: already holds a training run .*--resume/);
   expectError(run('ar-train', '--tokenizer', 'other', '--data', 'scenes', '--out', 'ar', '--config', 'micro-ar.json', '--steps', '9', '--resume'), /trained on the tokens of tokenizer micro-scenes \(\w+\), not on those of micro-scenes/);
   expectError(run('ar-train', '--tokenizer', 'tok', '--data', 'shapes', '--out', 'ar2', '--config', 'micro-ar.json'), /--data shapes: .*only 'scenes' has captions/);
+  // a fine-tune of the trained model: from its weights at step 0, under the config's train section
+  r = run('ar-train', '--tokenizer', 'tok', '--data', 'scenes', '--init', 'ar', '--out', 'ft', '--config', 'micro-ar.json', '--steps', '2', '--log-every', '1');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /ar-train ft: step 2, loss \d+\.\d+/);
+  assert.deepEqual(readFileSync(join(dir, 'ft', 'train-log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step), [1, 2]);
+  expectError(run('ar-train', '--tokenizer', 'tok', '--data', 'scenes', '--init', 'ar', '--out', 'ft', '--config', 'micro-ar.json', '--steps', '3', '--resume'), /--init ar: cannot start a resumed run \(ft\) from a model; drop --resume or --init/);
+  expectError(run('ar-train', '--tokenizer', 'other', '--data', 'scenes', '--init', 'ar', '--out', 'ft2', '--config', 'micro-ar.json', '--steps', '2'), /trained on the tokens of tokenizer micro-scenes \(\w+\), not on those of micro-scenes/);
   writeFileSync(join(dir, 'bad-ar.json'), '{"dim": 33');
   expectError(run('ar-train', '--tokenizer', 'tok', '--data', 'scenes', '--out', 'ar2', '--config', 'bad-ar.json'), /bad-ar\.json: not valid JSON/);
   assert.equal(existsSync(join(dir, 'ar2')), false);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { wasm, microArConfig } from './helpers.ts';
 import { ArModel, sampleLogits, type TokenizerRef } from '../src/ar/ar-model.ts';
 import { AR_STATE_FILE, ArTrainer } from '../src/ar/train.ts';
-import { validateArConfig, type ArConfig } from '../src/ar/model.ts';
+import { fineTuneArConfig, validateArConfig, type ArConfig } from '../src/ar/model.ts';
 import { batchArrays, codesOf, dialogue, imageToText, textToImage, visualIndices, visualWords } from '../src/ar/sequences.ts';
 import { POOL_FILE, ScenesArData } from '../src/ar/data.ts';
 import { encodeSafetensors } from '../src/io/safetensors.ts';
@@ -395,4 +395,25 @@ test('reading probe (train.readProbe): rows carry their scene maps; the probe le
   assert.ok(again.loss < 0.05, `resumed loss ${again.loss}`);
   for (const m of [trainer, resumed]) m.dispose();
   loaded.dispose();
+});
+
+test('fine-tuning (ar-train --init): the trained weights with the recipe\'s train section, step 0, fresh moments; another architecture or a reading probe is refused with one line', async () => {
+  const trained = ArModel.create(microAr(), TOK, 3);
+  trained.step = 120;
+  const recipe: ArConfig = { ...microAr(), name: 'recipe', train: { ...microAr().train, lr: 5e-4, mix: { textToImage: 0.2, imageToText: 0.75, imageOnly: 0.05 } } };
+  const ft = await ArTrainer.fineTune(trained, recipe, TOK, 'runs/trained', 0);
+  assert.equal(ft.step, 0);
+  assert.equal(ft.cfg.train.lr, 5e-4);
+  assert.deepEqual(ft.cfg.train.mix, recipe.train.mix);
+  // the model's name and vocabulary, not the recipe's
+  assert.equal(ft.cfg.name, trained.cfg.name);
+  assert.equal(ft.cfg.words, trained.cfg.words);
+  const want = await trained.tensors();
+  for (const [name, t] of await ft.model.tensors()) assert.deepEqual(t.data, want.get(name)!.data, name);
+  assert.equal(ft.lrNow(), 5e-4 / microAr().train.warmup);
+  assert.throws(() => fineTuneArConfig(trained.cfg, { ...recipe, depth: 3 }, 'runs/trained'), /^UserError: runs\/trained: the model's depth is 2, the config's 3; only the train section may differ when fine-tuning$/);
+  assert.throws(() => fineTuneArConfig(trained.cfg, { ...recipe, visualPositions: true }, 'runs/trained'), /the model's visualPositions is false, the config's true/);
+  await assert.rejects(ArTrainer.fineTune(trained, { ...recipe, train: { ...recipe.train, readProbe: { size: 4, hidden: 32, weight: 1 } } }, TOK, 'runs/trained', 0), /runs\/trained: a fine-tune cannot start a reading probe/);
+  ft.dispose();
+  trained.dispose();
 });

@@ -129,6 +129,27 @@ export function validateArConfig(raw: unknown, where: string): ArConfig {
   return c;
 }
 
+/**
+ * The config of a fine-tune: the trained model's, with the recipe's train section. Everything
+ * that shapes the weights or what they mean must agree (width, depth, heads, order, positions,
+ * the table's padding); the vocabulary (`words`, `vocab`) is the model's, and `name` and
+ * `visualInit` (a fresh model's start) do not matter. A mismatch is one line naming the field.
+ */
+export function fineTuneArConfig(model: ArConfig, recipe: ArConfig, where: string): ArConfig {
+  const shape = (c: ArConfig): Record<string, unknown> => {
+    const { train: _t, name: _n, words: _w, vocab: _v, visualInit: _i, ...rest } = c;
+    return { ...rest, vocabMultiple: rest.vocabMultiple ?? 1, visualPositions: rest.visualPositions ?? false };
+  };
+  const a = shape(model);
+  const b = shape(recipe);
+  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) {
+      throw new UserError(`${where}: the model's ${k} is ${JSON.stringify(a[k])}, the config's ${JSON.stringify(b[k])}; only the train section may differ when fine-tuning`);
+    }
+  }
+  return { ...model, train: recipe.train };
+}
+
 /** The vocabulary size of a config: the words and visual words, rounded up to `vocabMultiple`. */
 export function paddedVocab(words: number, cfg: Pick<ArConfig, 'vocabMultiple'>): number {
   const m = cfg.vocabMultiple ?? 1;

@@ -37,6 +37,8 @@ export type ArRunOptions = {
   onPool?: (done: number, total: number) => void;
   onStart?: (t: ArTrainer) => void;
   onStep?: (log: { step: number; loss: number; lr: number; ms: number }) => void;
+  /** Fine-tune this trained model (its weights, a fresh optimizer, step 0) instead of starting fresh; `where` names it in errors. */
+  init?: { model: ArModel; where: string };
 };
 
 export async function runArTraining(o: ArRunOptions): Promise<{ trainer: ArTrainer; loss: number | null; seconds: number }> {
@@ -49,8 +51,13 @@ export async function runArTraining(o: ArRunOptions): Promise<{ trainer: ArTrain
     await trainer.model.checkTokenizer(o.tokenizer, o.tokenizerDir);
   } else {
     const ref = { ...(await ArModel.tokenizerRef(o.tokenizer)), path: tokenizerPathFrom(o.out, o.tokenizerDir) };
-    trainer = ArTrainer.create(o.cfg, ref, o.seed);
-    if (o.cfg.visualInit === 'codebook') trainer.model.seedVisualEmbeddings(o.tokenizer, o.seed);
+    if (o.init) {
+      await o.init.model.checkTokenizer(o.tokenizer, o.tokenizerDir);
+      trainer = await ArTrainer.fineTune(o.init.model, o.cfg, ref, o.init.where, o.seed);
+    } else {
+      trainer = ArTrainer.create(o.cfg, ref, o.seed);
+      if (o.cfg.visualInit === 'codebook') trainer.model.seedVisualEmbeddings(o.tokenizer, o.seed);
+    }
   }
   // before anything is written: a bad --workers is refused with an untouched --out
   await trainer.startWorkers(o.workers ?? 1);

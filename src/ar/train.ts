@@ -11,7 +11,7 @@ import { NonFiniteLossError, UserError } from '../util/errors.ts';
 import { writeFileAtomic } from '../node/fsx.ts';
 import { Rng } from '../util/rng.ts';
 import { ArModel, type TokenizerRef } from './ar-model.ts';
-import { arForward, arForwardWithProbe, maskedNextTokenLoss, readProbeWidth, validateArConfig, type ArConfig, type ArParams } from './model.ts';
+import { arForward, arForwardWithProbe, fineTuneArConfig, maskedNextTokenLoss, readProbeWidth, validateArConfig, type ArConfig, type ArParams } from './model.ts';
 import { FIRST_WORDS } from './vocab.ts';
 import { batchArrays, type Sequence } from './sequences.ts';
 import { readSafetensors } from '../node/safetensors-files.ts';
@@ -63,6 +63,20 @@ export class ArTrainer {
   /** Go on training a loaded model (fine-tuning, RL) with fresh optimizer moments. */
   static fromModel(model: ArModel, seed: number): ArTrainer {
     return new ArTrainer(model, new Rng(seed ^ 0x5eed), null);
+  }
+
+  /**
+   * Fine-tune a trained AR model under `recipe` (fineTuneArConfig: only the train section may
+   * differ, e.g. another mix of text → image and image → text rows, a lower learning rate):
+   * its weights, fresh optimizer moments, step 0. `tokenizer` is the reference the new run
+   * records (its path relative to the run's folder).
+   */
+  static async fineTune(from: ArModel, recipe: ArConfig, tokenizer: TokenizerRef, where: string, seed: number): Promise<ArTrainer> {
+    const cfg = fineTuneArConfig(from.cfg, recipe, where);
+    if (cfg.train.readProbe) throw new UserError(`${where}: a fine-tune cannot start a reading probe (train.readProbe); drop it from the config`);
+    const model = ArModel.create(cfg, tokenizer, seed, true);
+    model.loadTensors(await from.tensors(), where);
+    return ArTrainer.fromModel(model, seed);
   }
 
   /** Resume from DIR/train-state.safetensors. */

@@ -54,11 +54,13 @@ export function arTrainCommand(): Command {
     .option('--steps <n>', 'total training steps', parseInt10('--steps', 1), 3000)
     .option('--seed <n>', 'random seed', parseInt10('--seed'), 0)
     .option('--resume', 'continue the run in --out', false)
+    .option('--init <dir>', "fine-tune a trained AR model: start from its weights (fresh optimizer, step 0); --config then gives the recipe (only its train section may differ from the model's)")
     .option('--ckpt-every <n>', 'checkpoint interval (steps)', parseInt10('--ckpt-every', 1), 250)
     .option('--log-every <n>', 'log interval (steps)', parseInt10('--log-every', 1), 25)
-    .addHelpText('after', '\nExample:\n  selftok ar-train --tokenizer models/scenes --data scenes --out runs/scenes-ar --steps 3000\n');
+    .addHelpText('after', '\nExamples:\n  selftok ar-train --tokenizer models/scenes --data scenes --out runs/scenes-ar --steps 3000\n  selftok ar-train --tokenizer models/scenes --data scenes --init models/scenes-ar --config my-recipe.json --out runs/ft --steps 2000\n');
   return deviceOption(workersOption(cmd)).action(async (o) => {
     if (o.data !== 'scenes') throw new UserError(`--data ${o.data}: the AR model trains on captioned data; only 'scenes' has captions`);
+    if (o.resume && o.init) throw new UserError(`--init ${o.init}: cannot start a resumed run (${o.out}) from a model; drop --resume or --init`);
     const cfg = loadArConfig(o.config);
     if (o.order) cfg.order = o.order;
     await startDevice(o.device);
@@ -76,6 +78,7 @@ export function arTrainCommand(): Command {
       ckptEvery: o.ckptEvery,
       logEvery: o.logEvery,
       workers: o.workers,
+      init: o.init ? { model: loadArModel(o.init), where: o.init } : undefined,
       onPool: (d, t) => {
         poolBar ??= progressBar('tokenize', t);
         poolBar.update(d);
@@ -87,7 +90,7 @@ export function arTrainCommand(): Command {
         const probe = t.model.params.readProbe ? countParams(t.model.params.readProbe as unknown as Params) : 0;
         process.stderr.write(
           `selftok: ${c.name}: ${((countParams(t.model.params as unknown as Params) - probe) / 1e6).toFixed(2)} M params${probe ? ` (+ ${(probe / 1e6).toFixed(2)} M of the training-only reading probe)` : ''}, vocab ${c.vocab}, ${c.depth}×${c.dim}, ${c.order} order, ` +
-            `batch ${c.train.batch}${t.workers > 1 ? ` over ${t.workers} workers` : ''}, lr ${c.train.lr}, from step ${t.step} to ${o.steps}\n`,
+            `batch ${c.train.batch}${t.workers > 1 ? ` over ${t.workers} workers` : ''}, lr ${c.train.lr}, from step ${t.step} to ${o.steps}${o.init ? `, fine-tuning ${o.init}` : ''}\n`,
         );
         bar = progressBar('ar-train', o.steps);
         bar.update(t.step);
