@@ -10,7 +10,7 @@
 // 2. jax-js matmul: jit(matmul) on wasm at the shapes of photo64's largest products and a
 //    square one, as A·B and as A·Bᵀ (the reduction contiguous in both operands, as in a linear
 //    layer's forward pass), and its attention's batched q·kᵀ and p·v, GFLOP/s on one thread.
-// 3. PyTorch (with --torch): torch.mm at the same shapes, float32, 1 thread, GFLOP/s.
+// 3. PyTorch (with --torch): the same products (a @ b, batched for attention), float32, 1 thread, GFLOP/s.
 // The ratio of 2 to 3 is the floor of "× PyTorch" for any step whose time is mostly matmuls.
 import { writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';

@@ -13,6 +13,7 @@ import { chunk, initLinear, linear, type Linear } from '../nn/layers.ts';
 import { Init } from '../nn/params.ts';
 import type { OptimizerSettings } from '../nn/optim.ts';
 import { UserError } from '../util/errors.ts';
+import { firstDifferingKey } from '../util/json.ts';
 import { FIRST_WORDS, WORDS } from './vocab.ts';
 import { COLOURS, SHAPES } from './scenes.ts';
 
@@ -136,17 +137,11 @@ export function validateArConfig(raw: unknown, where: string): ArConfig {
  * `visualInit` (a fresh model's start) do not matter. A mismatch is one line naming the field.
  */
 export function fineTuneArConfig(model: ArConfig, recipe: ArConfig, where: string): ArConfig {
-  const shape = (c: ArConfig): Record<string, unknown> => {
-    const { train: _t, name: _n, words: _w, vocab: _v, visualInit: _i, ...rest } = c;
-    return { ...rest, vocabMultiple: rest.vocabMultiple ?? 1, visualPositions: rest.visualPositions ?? false };
-  };
-  const a = shape(model);
-  const b = shape(recipe);
-  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
-    if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) {
-      throw new UserError(`${where}: the model's ${k} is ${JSON.stringify(a[k])}, the config's ${JSON.stringify(b[k])}; only the train section may differ when fine-tuning`);
-    }
-  }
+  // absent and default are the same model
+  const a: Record<string, unknown> = { ...model, vocabMultiple: model.vocabMultiple ?? 1, visualPositions: model.visualPositions ?? false };
+  const b: Record<string, unknown> = { ...recipe, vocabMultiple: recipe.vocabMultiple ?? 1, visualPositions: recipe.visualPositions ?? false };
+  const k = firstDifferingKey(a, b, ['train', 'name', 'words', 'vocab', 'visualInit']);
+  if (k) throw new UserError(`${where}: the model's ${k} is ${JSON.stringify(a[k])}, the config's ${JSON.stringify(b[k])}; only the train section may differ when fine-tuning`);
   return { ...model, train: recipe.train };
 }
 

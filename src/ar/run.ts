@@ -37,7 +37,7 @@ export type ArRunOptions = {
   onPool?: (done: number, total: number) => void;
   onStart?: (t: ArTrainer) => void;
   onStep?: (log: { step: number; loss: number; lr: number; ms: number }) => void;
-  /** Fine-tune this trained model (its weights, a fresh optimizer, step 0) instead of starting fresh; `where` names it in errors. */
+  /** Fine-tune this trained model (its weights, a fresh optimizer, step 0) instead of starting fresh; `where` names it in errors. Consumed: disposed once its weights are copied. */
   init?: { model: ArModel; where: string };
 };
 
@@ -54,6 +54,7 @@ export async function runArTraining(o: ArRunOptions): Promise<{ trainer: ArTrain
     if (o.init) {
       await o.init.model.checkTokenizer(o.tokenizer, o.tokenizerDir);
       trainer = await ArTrainer.fineTune(o.init.model, o.cfg, ref, o.init.where, o.seed);
+      o.init.model.dispose();
     } else {
       trainer = ArTrainer.create(o.cfg, ref, o.seed);
       if (o.cfg.visualInit === 'codebook') trainer.model.seedVisualEmbeddings(o.tokenizer, o.seed);

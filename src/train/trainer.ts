@@ -9,6 +9,7 @@ import { flattenParams, mapParams, type Params } from '../nn/params.ts';
 import { asFloat32, encodeSafetensors, type Tensor } from '../io/safetensors.ts';
 import type { DataSource } from '../data/source.ts';
 import { NonFiniteLossError, UserError } from '../util/errors.ts';
+import { firstDifferingKey } from '../util/json.ts';
 import { writeFileAtomic } from '../node/fsx.ts';
 import { Rng } from '../util/rng.ts';
 import { validateConfig, type SelftokConfig } from '../tokenizer/config.ts';
@@ -46,12 +47,8 @@ export function resumableConfig(dir: string): SelftokConfig | null {
  * other section (the architecture, the quantizer, the schedule) must be unchanged.
  */
 export function adoptRecipe(cfg: SelftokConfig, recipe: SelftokConfig, where: string): void {
-  for (const key of Object.keys({ ...cfg, ...recipe }) as (keyof SelftokConfig)[]) {
-    if (key === 'train' || key === 'sampler' || key === 'name') continue;
-    if (JSON.stringify(cfg[key]) !== JSON.stringify(recipe[key])) {
-      throw new UserError(`${where}: --config may change only the train and sampler sections of a resumed run; '${key}' differs`);
-    }
-  }
+  const key = firstDifferingKey(cfg, recipe, ['train', 'sampler', 'name']);
+  if (key) throw new UserError(`${where}: --config may change only the train and sampler sections of a resumed run; '${key}' differs`);
   cfg.train = structuredClone(recipe.train);
   cfg.sampler = structuredClone(recipe.sampler);
 }
