@@ -273,7 +273,7 @@ test('every named config validates and loads under its own name; tiny and small 
   const { bitsPerPixel } = await import('../src/tokenizer/config.ts');
   const { loadConfig, namedConfigs } = await import('../src/node/configs.ts');
   const names = namedConfigs();
-  assert.deepEqual(names, ['photo64', 'photo64-probe16', 'photo64-probe8', 'scenes', 'scenes-spatial', 'small', 'tiny']);
+  assert.deepEqual(names, ['photo64', 'photo64-probe16', 'photo64-probe8', 'scenes', 'scenes-read', 'scenes-spatial', 'small', 'tiny']);
   for (const n of names) assert.equal(loadConfig(n).name, n);
   assert.equal(bitsPerPixel(loadConfig('tiny')), (16 * 9) / (32 * 32));
   assert.ok(bitsPerPixel(loadConfig('small')) <= 0.2);

@@ -6,12 +6,14 @@ import { numpy as np, random, tree, valueAndGrad } from '@jax-js/jax';
 import { wasm, microConfig, randomizeTree, shapesPixels, tmp } from './helpers.ts';
 import { trackMemory } from '../src/engine/memory.ts';
 import { activeDevice } from '../src/engine/device.ts';
-import { ShapesSource, type DataSource } from '../src/data/source.ts';
+import { ScenesSource, ShapesSource, type DataSource } from '../src/data/source.ts';
+import { randomScene, SCENE_MAP_CHANNELS, sceneMaps } from '../src/ar/scenes.ts';
+import { Rng } from '../src/util/rng.ts';
 import { Trainer, STATE_FILE } from '../src/train/trainer.ts';
 import { NonFiniteLossError } from '../src/util/errors.ts';
 import { flattenParams, type Params } from '../src/nn/params.ts';
 import { Selftok } from '../src/tokenizer/model.ts';
-import { validateConfig } from '../src/tokenizer/config.ts';
+import { validateConfig, type SelftokConfig } from '../src/tokenizer/config.ts';
 import { tokenGradScale } from '../src/tokenizer/flow.ts';
 import { edgeWeights, selftokLoss } from '../src/train/loss.ts';
 import { readSafetensors } from '../src/node/safetensors-files.ts';
@@ -271,4 +273,53 @@ test('a fine-tune from a model folder (train --init): its weights and codebook a
   });
   assert.throws(() => Trainer.fromModel(from, wider, dir, 0), /may change only the train and sampler sections .*'decoder' differs/);
   from.dispose();
+});
+
+test('scene probe (train.sceneProbe): scenes come with their maps; the probe\'s gradient reaches the encoder; a source without scenes is refused; export drops it', async () => {
+  const size = 16;
+  const scenes = new ScenesSource(size);
+  // the same images as trainBatch draws from the same RNG state, with 9 maps of 4 × 4 per image
+  const { pixels, maps } = await scenes.trainBatchWithMaps(new Rng(5), 3, 4);
+  assert.deepEqual(pixels, await scenes.trainBatch(new Rng(5), 3));
+  assert.equal(maps.length, 3 * SCENE_MAP_CHANNELS * 16);
+  const seed0 = new Rng(5).nextU32() & 0x7fffffff;
+  assert.deepEqual(maps.subarray(0, SCENE_MAP_CHANNELS * 16), sceneMaps(randomScene(seed0, size), 4));
+  // every object's pixels are covered by its shape's and its colour's channel: each sums the same
+  const shapeMass = maps.subarray(0, 3 * 16).reduce((a, b) => a + b, 0);
+  const colourMass = maps.subarray(3 * 16, SCENE_MAP_CHANNELS * 16).reduce((a, b) => a + b, 0);
+  assert.ok(shapeMass > 0.5 && Math.abs(shapeMass - colourMass) < 1e-4, `${shapeMass} vs ${colourMass}`);
+
+  const withProbe = (weight: number) => microConfig((c) => (c.train.sceneProbe = { size: 4, hidden: 16, weight }));
+  assert.throws(() => validateConfig(withProbe(-1), 'c.json'), /c\.json: train\.sceneProbe\.weight must be a number ≥ 0/);
+  const refused = Trainer.create(withProbe(1), 0);
+  await assert.rejects(refused.trainStep(new ShapesSource(size)), /--data shapes: train\.sceneProbe needs a source that knows its scenes/);
+  refused.dispose();
+  // one step from the same start and batch, probe weight 0 against 1: only the probe's gradient differs
+  const encoderAfterStep = async (weight: number) => {
+    const t = Trainer.create(withProbe(weight), 0);
+    const log = await t.trainStep(scenes);
+    assert.ok(log.sceneProbe! > 0 && Number.isFinite(log.sceneProbe!), `probe MSE ${log.sceneProbe}`);
+    const w = Float32Array.from((await flattenParams(t.model.params as unknown as Params).get('enc.queries')!.ref.data()) as Float32Array);
+    return { t, w, mse: log.sceneProbe! };
+  };
+  const off = await encoderAfterStep(0);
+  const on = await encoderAfterStep(1);
+  assert.equal(on.mse, off.mse, 'the same start, batch and probe');
+  let moved = 0;
+  for (let i = 0; i < on.w.length; i++) moved = Math.max(moved, Math.abs(on.w[i] - off.w[i]));
+  assert.ok(moved > 1e-7, 'the probe\'s gradient reaches the token queries');
+  // the probe is training-only: not in the tokens' fingerprint, not in an exported folder
+  const stored = await on.t.model.stored({ inference: true });
+  assert.ok(![...stored.weights.keys()].some((k) => k.startsWith('enc.sceneProbe.')));
+  assert.equal((stored.config as SelftokConfig).train.sceneProbe, undefined);
+  assert.ok(on.t.cfg.train.sceneProbe, 'the training run keeps its recipe');
+  const fp = await on.t.model.tokenFingerprint();
+  const full = on.t.model.params;
+  const { sceneProbe, ...encoder } = full.enc;
+  assert.ok(sceneProbe);
+  on.t.model.params = { ...full, enc: encoder };
+  assert.equal(await on.t.model.tokenFingerprint(), fp);
+  on.t.model.params = full;
+  off.t.dispose();
+  on.t.dispose();
 });

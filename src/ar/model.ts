@@ -15,7 +15,7 @@ import type { OptimizerSettings } from '../nn/optim.ts';
 import { UserError } from '../util/errors.ts';
 import { firstDifferingKey } from '../util/json.ts';
 import { FIRST_WORDS, WORDS } from './vocab.ts';
-import { COLOURS, SHAPES } from './scenes.ts';
+import { SCENE_MAP_CHANNELS } from './scenes.ts';
 
 export type ArConfig = {
   name: string;
@@ -180,7 +180,7 @@ export function initAr(cfg: ArConfig, init: Init, K: number, training = false): 
 }
 
 /** Outputs of the reading probe: the shape maps and colour maps of scenes.ts sceneMaps. */
-export const readProbeWidth = (size: number): number => (SHAPES.length + COLOURS.length) * size * size;
+export const readProbeWidth = (size: number): number => SCENE_MAP_CHANNELS * size * size;
 
 /**
  * Visual word embeddings from the tokenizer's codebook (config visualInit 'codebook'): row c =

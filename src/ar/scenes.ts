@@ -17,6 +17,8 @@ export const PALETTE = {
 export type Colour = keyof typeof PALETTE;
 export const COLOURS = Object.keys(PALETTE) as Colour[];
 export const SHAPES = ['circle', 'square', 'triangle'] as const;
+/** Channels of sceneMaps: the shapes, then the colours. */
+export const SCENE_MAP_CHANNELS = SHAPES.length + COLOURS.length;
 export type Shape = (typeof SHAPES)[number];
 export const RELATIONS = ['left of', 'right of', 'above', 'below'] as const;
 export type Relation = (typeof RELATIONS)[number];
@@ -92,7 +94,7 @@ export function renderScene(scene: Scene): Uint8Array {
  */
 export function sceneMaps(scene: Scene, size: number): Float32Array {
   const cells = size * size;
-  const out = new Float32Array((SHAPES.length + COLOURS.length) * cells);
+  const out = new Float32Array(SCENE_MAP_CHANNELS * cells);
   const cell = scene.size / size;
   const S = 4;
   for (const o of scene.objects) {

@@ -66,6 +66,7 @@ export function trainCommand(): Command {
         if (!process.stderr.isTTY && (l.step % o.logEvery === 0 || l.step === o.steps)) {
           process.stderr.write(
             `step ${l.step}: loss ${l.loss.toFixed(4)} flow ${l.fm.toFixed(4)} commit ${l.commit.toFixed(5)} entropy ${l.entropy.toFixed(3)} ` +
+              (l.sceneProbe !== undefined ? `scene probe ${l.sceneProbe.toFixed(5)} ` : '') +
               `usage ${(100 * l.usage).toFixed(1)}% perplexity ${l.perplexity.toFixed(1)} dead-reset ${l.deadReset} ${l.ms.toFixed(0)} ms\n`,
           );
         }

@@ -14,7 +14,7 @@
 import { Rng } from '../util/rng.ts';
 import { UserError } from '../util/errors.ts';
 import { renderShapes } from './shapes.ts';
-import { randomScene, renderScene, toUnitRange } from '../ar/scenes.ts';
+import { randomScene, renderScene, SCENE_MAP_CHANNELS, sceneMaps, toUnitRange } from '../ar/scenes.ts';
 
 export type HeldOut = { images: Float32Array[]; names: string[] };
 
@@ -24,6 +24,11 @@ export interface DataSource {
   trainBatch(rng: Rng, B: number): Promise<Float32Array>;
   /** The first n images of the held-out split (deterministic). */
   heldOut(n: number): Promise<HeldOut>;
+  /**
+   * Sources that know what they drew (scenes): trainBatch's images and, per image, the scene's
+   * maps on a mapSize × mapSize grid (ar/scenes.ts sceneMaps), for the tokenizer's scene probe.
+   */
+  trainBatchWithMaps?(rng: Rng, B: number, mapSize: number): Promise<{ pixels: Float32Array; maps: Float32Array }>;
 }
 
 /**
@@ -62,6 +67,19 @@ export class ShapesSource extends SeededSource {
 export class ScenesSource extends SeededSource {
   constructor(size: number) {
     super('scenes', size, (seed, sz) => toUnitRange(renderScene(randomScene(seed, sz))));
+  }
+  /** The same images as trainBatch draws from the same RNG state, with their scenes' maps. */
+  async trainBatchWithMaps(rng: Rng, B: number, mapSize: number): Promise<{ pixels: Float32Array; maps: Float32Array }> {
+    const n = this.size * this.size * 3;
+    const m = SCENE_MAP_CHANNELS * mapSize * mapSize;
+    const pixels = new Float32Array(B * n);
+    const maps = new Float32Array(B * m);
+    for (let b = 0; b < B; b++) {
+      const scene = randomScene(rng.nextU32() & 0x7fffffff, this.size);
+      pixels.set(toUnitRange(renderScene(scene)), b * n);
+      maps.set(sceneMaps(scene, mapSize), b * m);
+    }
+    return { pixels, maps };
   }
 }
 

@@ -84,6 +84,15 @@ export type SelftokConfig = {
      */
     probe?: { size: number; hidden: number; weight: number };
     /**
+     * Scene probe (off when absent; scenes data only; not in the paper): an MLP from the K
+     * quantized token embeddings to the scene's maps on a size × size grid (ar/scenes.ts
+     * sceneMaps: how much of each cell each shape and each palette colour covers), its MSE added
+     * to the loss with `weight`. The layout probe asks the tokens for colours where they are;
+     * this one asks which shape is where, the content an AR model must read back to caption a
+     * scene. Training only, like the layout probe.
+     */
+    sceneProbe?: { size: number; hidden: number; weight: number };
+    /**
      * Edge weighting of the reconstruction loss (off when absent or 0; not in the paper): each
      * pixel's squared error is weighted 1 + edgeWeight·e, e ∈ [0, 1] its colour step to a
      * neighbour (train/loss.ts edgeWeights), normalised to mean 1 over the batch. On scenes the
@@ -136,11 +145,14 @@ export function validateConfig(raw: unknown, where: string): SelftokConfig {
   const fineDropEnd = c.train.fineTokenDropEnd;
   if (fineDropEnd !== undefined && !(fineDropEnd >= 0 && fineDropEnd <= 1)) fail('train.fineTokenDropEnd must be in [0, 1]');
   if (fineDropEnd !== undefined && fineDrop === undefined) fail('train.fineTokenDropEnd needs train.fineTokenDrop');
-  const probe = c.train.probe;
-  if (probe !== undefined) {
-    if (!(Number.isInteger(probe.size) && probe.size > 0 && size % probe.size === 0)) fail(`train.probe.size must divide image.size ${size}`);
-    if (!(Number.isInteger(probe.hidden) && probe.hidden > 0)) fail('train.probe.hidden must be a positive integer');
-    if (!(probe.weight >= 0 && Number.isFinite(probe.weight))) fail('train.probe.weight must be a number ≥ 0');
+  // the training-only probes: the layout probe pools the image, so its grid must divide it
+  for (const key of ['probe', 'sceneProbe'] as const) {
+    const p = c.train[key];
+    if (p === undefined) continue;
+    const pooled = key === 'probe';
+    if (!(Number.isInteger(p.size) && p.size > 0 && (!pooled || size % p.size === 0))) fail(pooled ? `train.probe.size must divide image.size ${size}` : `train.${key}.size must be a positive integer`);
+    if (!(Number.isInteger(p.hidden) && p.hidden > 0)) fail(`train.${key}.hidden must be a positive integer`);
+    if (!(p.weight >= 0 && Number.isFinite(p.weight))) fail(`train.${key}.weight must be a number ≥ 0`);
   }
   const ew = c.train.edgeWeight;
   if (ew !== undefined && !(Number.isFinite(ew) && ew >= 0)) fail('train.edgeWeight must be a number ≥ 0');

@@ -7,6 +7,7 @@
 //  - head: Linear → L2-normalise → cosine VQ (quantizer.ts) → LayerNorm with affine.
 // The encoder never sees t or the mask: tokens are a function of the clean image only.
 import { numpy as np, nn } from '@jax-js/jax';
+import { SCENE_MAP_CHANNELS } from '../ar/scenes.ts';
 import {
   attention,
   chunk,
@@ -45,7 +46,17 @@ export type EncoderParams = {
   postLn: LayerNormP;
   /** Training-only layout probe (config train.probe; loss.ts). */
   probe?: Mlp;
+  /** Training-only scene probe (config train.sceneProbe; loss.ts). */
+  sceneProbe?: Mlp;
 };
+
+/** The encoder's training-only probes: trained with it, never used to tokenize, not exported. */
+export const TRAINING_PROBES = ['probe', 'sceneProbe'] as const;
+
+/** Whether an encoder parameter name (relative to the encoder: `probe.fc1.w`) is a training-only probe's. */
+export function isTrainingProbe(name: string): boolean {
+  return TRAINING_PROBES.some((p) => name.startsWith(`${p}.`));
+}
 
 /** Token position fed to the token-aware AdaLN (DiTi_cont.get_position, spec §3.4). */
 export function tokenPositions(K: number): Float32Array {
@@ -79,6 +90,7 @@ export function initEncoder(cfg: SelftokConfig, init: Init): EncoderParams {
     projIn: initLinear(init, Dq, cfg.quantizer.dim),
     postLn: initLayerNorm(init, cfg.quantizer.dim),
     ...(cfg.train.probe ? { probe: initMlp(init, cfg.K * cfg.quantizer.dim, cfg.train.probe.hidden, cfg.train.probe.size ** 2 * cfg.image.channels) } : {}),
+    ...(cfg.train.sceneProbe ? { sceneProbe: initMlp(init, cfg.K * cfg.quantizer.dim, cfg.train.sceneProbe.hidden, SCENE_MAP_CHANNELS * cfg.train.sceneProbe.size ** 2) } : {}),
   };
 }
 

@@ -13,7 +13,7 @@ import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
 import { bitsPerPixel, pixelSize, validateConfig, type SelftokConfig } from './config.ts';
 import { decoderNet, embedNoisy, initDecoder, type DecoderParams } from './decoder.ts';
-import { encodeFeatures, initEncoder, postNorm, type EncoderParams } from './encoder.ts';
+import { encodeFeatures, initEncoder, isTrainingProbe, postNorm, TRAINING_PROBES, type EncoderParams } from './encoder.ts';
 import { eulerGrid, SAMPLER_T_MIN, stepMask, toVelocity } from './flow.ts';
 import { CodebookState, l2normalize } from './quantizer.ts';
 import { TokenSchedule } from './schedule.ts';
@@ -220,7 +220,7 @@ export class Selftok {
     this.need('encode');
     const parts: (Uint8Array | string)[] = [`K=${this.K};C=${this.codebookSize};`];
     for (const [name, a] of flattenParams(this.params.enc as unknown as Params)) {
-      if (name.startsWith('probe.')) continue;
+      if (isTrainingProbe(name)) continue;
       parts.push(name, new Uint8Array(Float32Array.from((await a.ref.data()) as Float32Array).buffer));
     }
     parts.push(new Uint8Array(this.codebook.codebook.slice().buffer));
@@ -278,9 +278,9 @@ export class Selftok {
     const format = opts.format ?? 'float32';
     const weights = new Map<string, PendingTensor>();
     const cfg = opts.inference ? structuredClone(this.cfg) : this.cfg;
-    if (opts.inference) delete cfg.train.probe;
+    if (opts.inference) for (const p of TRAINING_PROBES) delete cfg.train[p];
     for (const [name, t] of await this.tensors(false)) {
-      if (opts.inference && name.startsWith('enc.probe.')) continue;
+      if (opts.inference && name.startsWith('enc.') && isTrainingProbe(name.slice(4))) continue;
       for (const [k, st] of storeWeight(name, t.data as Float32Array, t.shape, format, name === 'quantizer.codebook' || name.startsWith('enc.'))) weights.set(k, { dtype: st.dtype, shape: st.shape, data: () => st.bytes });
     }
     return { config: cfg, weights, metadata: { format: 'selftok', step: String(this.step), config: cfg.name, weights: format } };

@@ -31,14 +31,17 @@ export type TrainBatch = {
   quantizeOn: np.Array;
   /** Per-pixel loss weight B×H×W×1, mean 1 (train.edgeWeight; absent = uniform). */
   pixelWeight?: np.Array;
+  /** The scenes' maps B×(channels·size²) (train.sceneProbe). */
+  sceneMaps?: np.Array;
 };
 
-export type LossAux = { fm: np.Array; commit: np.Array; entropy: np.Array; z: np.Array; ids: np.Array };
+export type LossAux = { fm: np.Array; commit: np.Array; entropy: np.Array; z: np.Array; ids: np.Array; sceneProbe?: np.Array };
 
 export function selftokLoss(cfg: SelftokConfig, params: { enc: ModelParams['enc']; dec: ModelParams['dec'] }, b: TrainBatch): [np.Array, LossAux] {
   const q = quantize(encodeFeatures(params.enc, cfg, b.x0.ref), b.codebook, cfg.quantizer, b.gradWeight, true, b.quantizeOn);
   const tokens = postNorm(params.enc, q.zq);
   const probe = params.enc.probe && cfg.train.probe ? layoutProbeLoss(params.enc.probe, cfg, tokens.ref, b.x0.ref) : null;
+  const sceneProbe = params.enc.sceneProbe && b.sceneMaps ? probeMse(params.enc.sceneProbe, tokens.ref, b.sceneMaps) : null;
   const h = scaleGradient(tokens, b.sampleGradWeight.reshape([-1, 1, 1]));
   const eps = random.normal(b.key, b.x0.shape);
   const xt = noisy(b.x0.ref, eps.ref, b.t.ref);
@@ -54,7 +57,8 @@ export function selftokLoss(cfg: SelftokConfig, params: { enc: ModelParams['enc'
   const fm = flowLoss(out, b.x0, eps, xt, b.t, cfg.decoder.prediction, cfg.train.lossTMin, b.pixelWeight);
   let loss = fm.ref.add(q.commit.ref.mul(cfg.quantizer.commitWeight)).sub(q.entropy.ref.mul(b.divWeight));
   if (probe) loss = loss.add(probe.mul(cfg.train.probe!.weight));
-  return [loss, { fm, commit: q.commit, entropy: q.entropy, z: lax.stopGradient(q.z), ids: q.ids }];
+  if (sceneProbe) loss = loss.add(sceneProbe.ref.mul(cfg.train.sceneProbe!.weight));
+  return [loss, { fm, commit: q.commit, entropy: q.entropy, z: lax.stopGradient(q.z), ids: q.ids, ...(sceneProbe ? { sceneProbe: lax.stopGradient(sceneProbe) } : {}) }];
 }
 
 /**
@@ -66,7 +70,16 @@ function layoutProbeLoss(probe: Mlp, cfg: SelftokConfig, tokens: np.Array, x0: n
   const [B, H, W, C] = x0.shape;
   const s = cfg.train.probe!.size;
   const target = x0.reshape([B, s, H / s, s, W / s, C]).mean([2, 4]).reshape([B, s * s * C]);
-  const pred = mlp(probe, tokens.reshape([B, -1]));
+  return probeMse(probe, tokens, target);
+}
+
+/**
+ * A probe's loss: MLP(the K quantized tokens flattened) against a target per image, mean squared
+ * error. The layout probe's target is the pooled image; the scene probe's (train.sceneProbe) the
+ * scene's shape and colour maps, which says which shape is where, not just which colour.
+ */
+function probeMse(probe: Mlp, tokens: np.Array, target: np.Array): np.Array {
+  const pred = mlp(probe, tokens.reshape([tokens.shape[0], -1]));
   return np.square(pred.sub(target)).mean();
 }
 

@@ -13,7 +13,7 @@ import { firstDifferingKey } from '../util/json.ts';
 import { writeFileAtomic } from '../node/fsx.ts';
 import { Rng } from '../util/rng.ts';
 import { validateConfig, type SelftokConfig } from '../tokenizer/config.ts';
-import { encodeFeatures } from '../tokenizer/encoder.ts';
+import { encodeFeatures, isTrainingProbe } from '../tokenizer/encoder.ts';
 import { shiftTimestep, tokenGradScale } from '../tokenizer/flow.ts';
 import { dropFinestTokens, fineTokenDropAt } from '../tokenizer/schedule.ts';
 import { l2normalize, type QuantizerStats } from '../tokenizer/quantizer.ts';
@@ -70,6 +70,8 @@ export type StepLog = {
   /** Renderer only: the perceptual (substitute) term and its weight. */
   perceptual?: number;
   lambdaP?: number;
+  /** Tokenizer with train.sceneProbe: the probe's MSE. */
+  sceneProbe?: number;
   lr: number;
   ms: number;
 } & QuantizerStats;
@@ -166,7 +168,7 @@ export class Trainer {
     const copied = mapParams(mine, (name, leaf) => {
       const t = theirs.get(name);
       // the probe is the recipe's (training only): absent or of another size, it starts fresh
-      if (name.startsWith('enc.probe.') && (!t || t.shape.join('x') !== leaf.shape.join('x'))) return leaf.ref;
+      if (name.startsWith('enc.') && isTrainingProbe(name.slice(4)) && (!t || t.shape.join('x') !== leaf.shape.join('x'))) return leaf.ref;
       if (!t) throw new UserError(`${where}: has no tensor ${name} to start from`);
       if (t.shape.join('x') !== leaf.shape.join('x')) throw new UserError(`${where}: tensor ${name} has shape [${t.shape}], the config expects [${leaf.shape}]`);
       return t.ref;
@@ -346,7 +348,13 @@ export class Trainer {
     const t0 = performance.now();
     const cfg = this.cfg;
     const B = this.batch;
-    const pixels = await data.trainBatch(this.rng, B);
+    const sceneProbe = cfg.train.sceneProbe;
+    let pixels: Float32Array;
+    let maps: Float32Array | undefined;
+    if (sceneProbe) {
+      if (!data.trainBatchWithMaps) throw new UserError(`--data ${data.name}: train.sceneProbe needs a source that knows its scenes (scenes)`);
+      ({ pixels, maps } = await data.trainBatchWithMaps(this.rng, B, sceneProbe.size));
+    } else pixels = await data.trainBatch(this.rng, B);
     const t = new Float32Array(B);
     const drop = new Float32Array(B);
     for (let b = 0; b < B; b++) {
@@ -375,6 +383,7 @@ export class Trainer {
       divWeight: quantizing ? cfg.quantizer.diversityWeight * this.model.codebook.diversityGate() : 0,
       quantizeOn: quantizing ? 1 : 0,
       pixelWeight: cfg.train.edgeWeight ? edgeWeights(pixels, B, size, size, channels, cfg.train.edgeWeight) : undefined,
+      maps,
     };
     const { loss: lossV, grads, aux } = await this.shardedGradients(host, (h, from, to, share) => tokenizerRows(cfg, h, from, to, share), (h) => this.tokenizerShare(h));
     const lr = this.applyGrads(grads);
@@ -382,7 +391,11 @@ export class Trainer {
       ? this.model.codebook.update(aux.z as Float32Array, aux.ids as Int32Array, B, this.rng)
       : { usage: 0, perplexity: 0, emaPerplexity: 0, deadReset: 0 };
     this.model.step += 1;
-    return { step: this.step, loss: lossV, fm: aux.fm as number, commit: aux.commit as number, entropy: aux.entropy as number, lr, ms: performance.now() - t0, ...stats };
+    return {
+      step: this.step, loss: lossV, fm: aux.fm as number, commit: aux.commit as number, entropy: aux.entropy as number,
+      ...(aux.sceneProbe !== undefined ? { sceneProbe: aux.sceneProbe as number } : {}),
+      lr, ms: performance.now() - t0, ...stats,
+    };
   }
 
   private pixelsToData(pixels: Float32Array, B: number): np.Array {
@@ -408,13 +421,16 @@ export class Trainer {
       divWeight: np.array(h.divWeight),
       quantizeOn: np.array(h.quantizeOn),
       ...(h.pixelWeight ? { pixelWeight: np.array(h.pixelWeight).reshape([B, size, size, 1]) } : {}),
+      ...(h.maps ? { sceneMaps: np.array(h.maps).reshape([B, -1]) } : {}),
     };
     const [[loss, aux], grads] = this.lossGrad!(tree.ref(this.trainable()), batch);
     const lossV = await this.checkFinite(loss, [aux, grads]);
     const z = Float32Array.from((await aux.z.data()) as Float32Array);
     const ids = Int32Array.from((await aux.ids.data()) as Int32Array);
     const [fm, commit, entropy] = [(await aux.fm.data())[0], (await aux.commit.data())[0], (await aux.entropy.data())[0]];
-    return { loss: lossV, weight: B, grads, aux: { fm, commit, entropy, z, ids } };
+    const figures: ShareResult['aux'] = { fm, commit, entropy, z, ids };
+    if (aux.sceneProbe) figures.sceneProbe = (await aux.sceneProbe.data())[0];
+    return { loss: lossV, weight: B, grads, aux: figures };
   }
 
   /**
@@ -568,6 +584,8 @@ type TokenizerHostBatch = {
   divWeight: number;
   quantizeOn: number;
   pixelWeight?: Float32Array;
+  /** The scenes' maps, one row per sample (train.sceneProbe). */
+  maps?: Float32Array;
 };
 
 type RendererHostBatch = { B: number; pixels: Float32Array; lambdaP: number };
@@ -587,6 +605,7 @@ function tokenizerRows(cfg: SelftokConfig, h: TokenizerHostBatch, from: number, 
     keySeed: (h.keySeed + share) & 0x7fffffff,
     sampleGradWeight: rows(h.sampleGradWeight, 1),
     pixelWeight: h.pixelWeight ? rows(h.pixelWeight, px) : undefined,
+    maps: h.maps ? rows(h.maps, h.maps.length / h.B) : undefined,
   };
 }
 
