@@ -58,6 +58,9 @@ export function isTrainingProbe(name: string): boolean {
   return TRAINING_PROBES.some((p) => name.startsWith(`${p}.`));
 }
 
+/** The same for a model-level tensor name (`enc.probe.fc1.w`). */
+export const isEncoderProbeTensor = (name: string): boolean => name.startsWith('enc.') && isTrainingProbe(name.slice(4));
+
 /** Token position fed to the token-aware AdaLN (DiTi_cont.get_position, spec §3.4). */
 export function tokenPositions(K: number): Float32Array {
   return Float32Array.from({ length: K }, (_, k) => 1000 + 8 * k);

@@ -13,7 +13,7 @@ import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
 import { bitsPerPixel, pixelSize, validateConfig, type SelftokConfig } from './config.ts';
 import { decoderNet, embedNoisy, initDecoder, type DecoderParams } from './decoder.ts';
-import { encodeFeatures, initEncoder, isTrainingProbe, postNorm, TRAINING_PROBES, type EncoderParams } from './encoder.ts';
+import { encodeFeatures, initEncoder, isEncoderProbeTensor, isTrainingProbe, postNorm, TRAINING_PROBES, type EncoderParams } from './encoder.ts';
 import { eulerGrid, SAMPLER_T_MIN, stepMask, toVelocity } from './flow.ts';
 import { CodebookState, l2normalize } from './quantizer.ts';
 import { TokenSchedule } from './schedule.ts';
@@ -280,7 +280,7 @@ export class Selftok {
     const cfg = opts.inference ? structuredClone(this.cfg) : this.cfg;
     if (opts.inference) for (const p of TRAINING_PROBES) delete cfg.train[p];
     for (const [name, t] of await this.tensors(false)) {
-      if (opts.inference && name.startsWith('enc.') && isTrainingProbe(name.slice(4))) continue;
+      if (opts.inference && isEncoderProbeTensor(name)) continue;
       for (const [k, st] of storeWeight(name, t.data as Float32Array, t.shape, format, name === 'quantizer.codebook' || name.startsWith('enc.'))) weights.set(k, { dtype: st.dtype, shape: st.shape, data: () => st.bytes });
     }
     return { config: cfg, weights, metadata: { format: 'selftok', step: String(this.step), config: cfg.name, weights: format } };

@@ -13,7 +13,7 @@ import { firstDifferingKey } from '../util/json.ts';
 import { writeFileAtomic } from '../node/fsx.ts';
 import { Rng } from '../util/rng.ts';
 import { validateConfig, type SelftokConfig } from '../tokenizer/config.ts';
-import { encodeFeatures, isTrainingProbe } from '../tokenizer/encoder.ts';
+import { encodeFeatures, isEncoderProbeTensor } from '../tokenizer/encoder.ts';
 import { shiftTimestep, tokenGradScale } from '../tokenizer/flow.ts';
 import { dropFinestTokens, fineTokenDropAt } from '../tokenizer/schedule.ts';
 import { l2normalize, type QuantizerStats } from '../tokenizer/quantizer.ts';
@@ -168,7 +168,7 @@ export class Trainer {
     const copied = mapParams(mine, (name, leaf) => {
       const t = theirs.get(name);
       // the probe is the recipe's (training only): absent or of another size, it starts fresh
-      if (name.startsWith('enc.') && isTrainingProbe(name.slice(4)) && (!t || t.shape.join('x') !== leaf.shape.join('x'))) return leaf.ref;
+      if (isEncoderProbeTensor(name) && (!t || t.shape.join('x') !== leaf.shape.join('x'))) return leaf.ref;
       if (!t) throw new UserError(`${where}: has no tensor ${name} to start from`);
       if (t.shape.join('x') !== leaf.shape.join('x')) throw new UserError(`${where}: tensor ${name} has shape [${t.shape}], the config expects [${leaf.shape}]`);
       return t.ref;
