@@ -38,7 +38,7 @@ bench() { # CONFIG BATCH TAG SECONDS [bench options…]
   merge
 }
 echo "== parity (at $((SECONDS - start)) s)" | tee -a "$log"
-timeout 150 node --import tsx --test test/webgpu-parity.test.ts > "$out/parity.txt" 2>&1
+timeout 120 node --import tsx --test test/webgpu-parity.test.ts > "$out/parity.txt" 2>&1
 echo "parity exit $?" | tee -a "$log"
 bench tiny 16 '' 60
 bench photo64 16 '' 70
@@ -46,6 +46,6 @@ bench small 16 '' 100
 bench tiny 128 '' 70
 bench photo64 128 '' 90
 bench small 128 '' 150
-if [ $((SECONDS - start)) -lt 420 ]; then JAX_JS_LAZY_JIT=1 bench small 16 -queued-jit 90; fi
-if [ $((SECONDS - start)) -lt 460 ]; then bench photo64 16 -profile 80 --profile; fi
+if [ $((SECONDS - start)) -lt 330 ]; then JAX_JS_LAZY_JIT=1 bench small 16 -queued-jit 90; fi
+if [ $((SECONDS - start)) -lt 380 ]; then bench photo64 16 -profile 80 --profile; fi
 echo "done in $((SECONDS - start)) s" | tee -a "$log"
