@@ -3,14 +3,16 @@
 // caption, one JSON line each. The figures of `selftok geneval` without its generation half, so
 // that a model trained on understanding alone (or on a tokenizer without a renderer) is measured
 // quickly and on more scenes.
-//   node --import tsx scripts/understanding.ts AR_DIR [TOKENIZER_DIR] [N=100]
+//   node --import tsx scripts/understanding.ts AR_DIR [TOKENIZER_DIR] [N=100] [likelihood|decode]
+// (the last: how relation questions are answered, src/ar/ask.ts; default likelihood)
 import { startDevice } from '../src/cli/common.ts';
 import { loadArPair } from '../src/node/models.ts';
 import { understanding } from '../src/ar/evaluate.ts';
+import { RELATION_METHODS, type RelationMethod } from '../src/ar/ask.ts';
 
-const [dir, tokenizerDir, n = '100'] = process.argv.slice(2);
-if (!dir) {
-  console.error('usage: node --import tsx scripts/understanding.ts AR_DIR [TOKENIZER_DIR] [N=100]');
+const [dir, tokenizerDir, n = '100', relations = 'likelihood'] = process.argv.slice(2);
+if (!dir || !(RELATION_METHODS as readonly string[]).includes(relations)) {
+  console.error('usage: node --import tsx scripts/understanding.ts AR_DIR [TOKENIZER_DIR] [N=100] [likelihood|decode]');
   process.exit(2);
 }
 await startDevice('wasm', true);
@@ -24,7 +26,7 @@ try {
 }
 const { ar, tokenizer } = loaded;
 for (const afterCaption of [false, true]) {
-  const u = await understanding(ar, tokenizer, Number(n), { afterCaption });
+  const u = await understanding(ar, tokenizer, Number(n), { afterCaption, relations: relations as RelationMethod });
   const kinds = Object.fromEntries(Object.entries(u.byKind).map(([k, s]) => [k, +s.accuracy.toFixed(3)]));
-  console.log(JSON.stringify({ dir, scenes: u.scenes, afterCaption, captions: +u.captionExact.toFixed(3), questions: +u.questionAccuracy.toFixed(3), ...kinds }));
+  console.log(JSON.stringify({ dir, scenes: u.scenes, afterCaption, captions: +u.captionExact.toFixed(3), questions: +u.questionAccuracy.toFixed(3), ...kinds, relationsBy: u.relationsBy, ...(u.relationDecoded ? { relationDecoded: +u.relationDecoded.accuracy.toFixed(3) } : {}) }));
 }

@@ -98,6 +98,13 @@ test('caption and ask: images of the tokenizer\'s size or its token files; a wro
   r = run('ask', 'scene.png', 'how many circles?', '--model', 'ar');
   assert.equal(r.code, 0, r.err);
   assert.match(r.out.trim(), /^[a-z?]*( [a-z?]+){0,2}$/);
+  // a relation question: yes or no by either method
+  for (const how of ['likelihood', 'decode']) {
+    r = run('ask', 'scene.png', 'is the circle left of the square?', '--model', 'ar', '--relations', how);
+    assert.equal(r.code, 0, r.err);
+    if (how === 'likelihood') assert.match(r.out.trim(), /^(yes|no)$/);
+  }
+  expectError(run('ask', 'scene.png', 'is the circle left of the square?', '--model', 'ar', '--relations', 'guess'), /--relations <how>' argument 'guess' is invalid/);
 
   expectError(run('caption', 'small.png', '--model', 'ar'), /small\.png: the image is 24×24; this tokenizer reads 32×32/);
   const enc = run('encode', 'scene.png', '--model', 'other', '-o', 'other-tok.json');
@@ -121,6 +128,8 @@ test('geneval: the report, the grids and the JSON with overall, categories, ceil
   assert.equal(j.positionLoss.perPosition.length, 8);
   assert.ok(j.positionLoss.perPosition.every((x: number) => x > 0 && Number.isFinite(x)));
   assert.ok(j.understanding.scenes + j.understanding.heldOutCombos.scenes === 3);
+  assert.equal(j.understanding.relationsBy, 'likelihood');
+  assert.equal(j.understanding.relationDecoded.n, j.understanding.byKind.relation.n);
   for (const c of Object.keys(j.categories)) assert.ok(existsSync(join(dir, 'ev', `geneval-${c}.png`)), c);
   assert.match(readFileSync(join(dir, 'ev', 'geneval.md'), 'utf8'), /\| \*\*overall\*\* \|/);
   expectError(run('geneval', '--model', 'ar', '--report', 'ev/x.txt', '--json', 'ev/x.json'), /--report ev\/x\.txt: must be a \.md file/);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { wasm, microArConfig } from './helpers.ts';
 import { ArModel, sampleLogits, type TokenizerRef } from '../src/ar/ar-model.ts';
 import { AR_STATE_FILE, ArTrainer } from '../src/ar/train.ts';
-import { fineTuneArConfig, validateArConfig, type ArConfig } from '../src/ar/model.ts';
+import { fineTuneArConfig, maskedNextTokenLoss, validateArConfig, type ArConfig } from '../src/ar/model.ts';
 import { batchArrays, codesOf, dialogue, imageToText, textToImage, visualIndices, visualWords } from '../src/ar/sequences.ts';
 import { POOL_FILE, ScenesArData } from '../src/ar/data.ts';
 import { encodeSafetensors } from '../src/io/safetensors.ts';
@@ -13,11 +13,13 @@ import type { Selftok } from '../src/tokenizer/model.ts';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { CAPTION_QUESTION, caption, questions, whereQuestions } from '../src/ar/text.ts';
+import { CAPTION_QUESTION, caption, questions, relationStatements, whereQuestions } from '../src/ar/text.ts';
+import { answerQuestions } from '../src/ar/ask.ts';
+import { numpy as np } from '@jax-js/jax';
 import { Vocab, SPECIALS, WORDS, FIRST_WORDS } from '../src/ar/vocab.ts';
 import { loadArModel } from '../src/node/models.ts';
 import { readSafetensors } from '../src/node/safetensors-files.ts';
-import { sceneMaps, type Scene } from '../src/ar/scenes.ts';
+import { parsePrompt, sceneMaps, type Scene } from '../src/ar/scenes.ts';
 import { UserError } from '../src/util/errors.ts';
 import { Rng } from '../src/util/rng.ts';
 
@@ -416,4 +418,60 @@ test('fine-tuning (ar-train --init): the trained weights with the recipe\'s trai
   await assert.rejects(ArTrainer.fineTune(trained, { ...recipe, train: { ...recipe.train, readProbe: { size: 4, hidden: 32, weight: 1 } } }, TOK, 'runs/trained', 0), /runs\/trained: a fine-tune cannot start a reading probe/);
   ft.dispose();
   trained.dispose();
+});
+
+test('relation questions: the two position statements a question decides between, word for word; other questions have none', () => {
+  assert.deepEqual(relationStatements('is the circle left of the square?'), { yes: 'a circle left of a square', no: 'a circle right of a square' });
+  assert.deepEqual(relationStatements('is the  triangle below the circle ?'), { yes: 'a triangle below a circle', no: 'a triangle above a circle' });
+  assert.equal(relationStatements('is the circle left of the circle?'), null);
+  assert.equal(relationStatements('how many circles?'), null);
+  assert.equal(relationStatements('is the circle near the square?'), null);
+  // every relation question the scenes ask has statements in the training prompts' own words
+  const scene = fourObjects([40, 40], [], [12, 12]);
+  for (const qa of questions(scene).filter((q) => q.kind === 'relation')) {
+    const st = relationStatements(qa.question)!;
+    assert.ok(st, qa.question);
+    assert.doesNotThrow(() => parsePrompt(st.yes));
+  }
+});
+
+test('answers by likelihood: log P(image | text) per token matches the training loss; a relation question is yes when its statement makes the image likelier, whatever the model decodes', async () => {
+  const trainer = ArTrainer.create(microAr(), TOK, 1);
+  const v = trainer.model.vocab;
+  const left = [3, 1, 4, 1, 5, 9];
+  const right = [2, 7, 1, 8, 2, 8];
+  const ask = 'is the circle left of the square?';
+  const seqs = [
+    textToImage(v, v.encode('a circle left of a square'), visualWords(v, left, 'ar')),
+    textToImage(v, v.encode('a circle right of a square'), visualWords(v, right, 'ar')),
+    // the decoded answer is taught wrong for one image, so that the two methods must disagree there
+    imageToText(v, visualWords(v, left, 'ar'), v.encode(ask), v.encode('yes')),
+    imageToText(v, visualWords(v, right, 'ar'), v.encode(ask), v.encode('yes')),
+  ];
+  await trainLosses(trainer, seqs, 150);
+  const m = trainer.model;
+  const codes = Int32Array.from([...left, ...right]);
+  // the per-token log-probabilities are the text → image loss, computed apart in jax
+  const prompts = [v.encode('a circle left of a square'), null];
+  const logp = await m.imageTokenLogProbs(prompts, codes);
+  assert.equal(logp.length, 2 * TOK.K);
+  const T = m.cfg.maxLen;
+  const batch = batchArrays(v, [textToImage(v, prompts[0], visualWords(v, left, 'ar')), textToImage(v, null, visualWords(v, right, 'ar'))], T);
+  const logits = np.array(await m.logits(batch.ids, 2)).reshape([2, T, m.cfg.vocab]);
+  const loss = (await maskedNextTokenLoss(logits, np.array(batch.targets).reshape([2, T]), np.array(batch.mask).reshape([2, T]), m.cfg.vocab).data())[0];
+  assert.ok(Math.abs(-logp.reduce((a, b) => a + b, 0) / (2 * TOK.K) - loss) < 1e-4, `mean −log p ${-logp.reduce((a, b) => a + b, 0) / (2 * TOK.K)} vs loss ${loss}`);
+  const asked = [
+    { image: 0, question: ask },
+    { image: 1, question: ask },
+    { image: 1, question: 'is the circle right of the square?' },
+    { image: 0, question: CAPTION_QUESTION },
+  ];
+  const byLikelihood = await answerQuestions(m, codes, asked);
+  assert.deepEqual(byLikelihood.slice(0, 3), ['yes', 'no', 'yes']);
+  const decoded = await answerQuestions(m, codes, asked, { relations: 'decode' });
+  assert.deepEqual(decoded.slice(0, 2), ['yes', 'yes']);
+  // questions that are not relations are decoded either way, as ArModel.answerEach does
+  assert.equal(byLikelihood[3], decoded[3]);
+  assert.deepEqual([decoded[3]], await m.answerEach(Int32Array.from(left), [v.encode(CAPTION_QUESTION)], 3));
+  trainer.dispose();
 });

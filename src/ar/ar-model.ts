@@ -12,7 +12,7 @@ import type { Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
 import { arForward, arPrefill, arStep, codebookEmbeddings, emptyCache, initAr, paddedVocab, ropeTables, validateArConfig, type ArConfig, type ArParams, type KvCache } from './model.ts';
-import { codesOf, imagePrefix, questionPrefix, visualIndexStep, visualIndices, visualWords } from './sequences.ts';
+import { batchArrays, codesOf, imagePrefix, questionPrefix, textToImage, visualIndexStep, visualIndices, visualWords } from './sequences.ts';
 import { SPECIALS, Vocab, WORDS, modelWords } from './vocab.ts';
 
 /** The tokenizer an AR model was trained on: its visual words are that tokenizer's codes. */
@@ -198,6 +198,37 @@ export class ArModel {
     const a = this.inputs(ids, B);
     const y = f(tree.ref(this.params), a.ids, a.vpos, a.cos, a.sin);
     return Float32Array.from((await y.data()) as Float32Array);
+  }
+
+  /**
+   * log p of each visual token of each image given its prompt, teacher-forced by one full forward
+   * per batch of 32: n × K in the model's token order (prompts: word ids per row, null for the
+   * unconditional row; codes: n × K, encoder order). A row's sum is log P(image | prompt), the
+   * text → image loss with its sign flipped: what the model thinks of an image under a text.
+   */
+  async imageTokenLogProbs(prompts: (number[] | null)[], codes: Int32Array): Promise<Float64Array> {
+    const K = this.tokenizer.K;
+    const V = this.cfg.vocab;
+    const T = this.cfg.maxLen;
+    const n = prompts.length;
+    const out = new Float64Array(n * K);
+    for (let s = 0; s < n; s += 32) {
+      const m = Math.min(32, n - s);
+      const seqs = Array.from({ length: m }, (_, b) =>
+        textToImage(this.vocab, prompts[s + b], visualWords(this.vocab, codes.subarray((s + b) * K, (s + b + 1) * K), this.cfg.order)),
+      );
+      this.room(seqs.reduce((a, q) => Math.max(a, q.ids.length), 0) - 1, 1, 'image likelihood');
+      const { ids, targets, mask } = batchArrays(this.vocab, seqs, T);
+      const logits = await this.logits(ids, m);
+      for (let b = 0; b < m; b++) {
+        let k = 0;
+        for (let t = 0; t < T; t++) {
+          if (!mask[b * T + t]) continue;
+          out[(s + b) * K + k++] = tokenStats(logits.subarray((b * T + t) * V, (b * T + t + 1) * V), 1, targets[b * T + t]).logp;
+        }
+      }
+    }
+    return out;
   }
 
   /**

@@ -10,9 +10,9 @@ import { UserError } from '../util/errors.ts';
 import type { ArModel, ImageSampling } from './ar-model.ts';
 import { CATEGORIES, namesHeldOutCombo, promptOf, promptText, randomScene, sceneForPrompt, type Category, type Scene } from './scenes.ts';
 import { scorePrompt } from './scorer.ts';
-import { batchArrays, textToImage, visualWords } from './sequences.ts';
 import { CAPTION_QUESTION, caption, questions, showsHeldOutCombo, whereQuestions, type QA } from './text.ts';
 import { tokenizeScenes } from './data.ts';
+import { answerQuestions, type RelationMethod } from './ask.ts';
 
 /** Held-out scene seeds start here (training seeds are below 2³¹). */
 export const HELD_OUT_SEED = 0x80000000;
@@ -109,6 +109,10 @@ export type UnderstandingResult = {
   byKind: Record<Exclude<QA['kind'], 'where'>, { n: number; accuracy: number }> & { where?: { n: number; accuracy: number } };
   /** The same on held-out scenes that show a composition hold-out combination (never named in training text). */
   heldOutCombos: { scenes: number; captionExact: number; questionAccuracy: number };
+  /** How relation questions were answered (ask.ts): likelihood of the image under the two statements, or decoded yes/no. */
+  relationsBy: RelationMethod;
+  /** With relationsBy 'likelihood': the same relation questions answered by decoding yes/no. */
+  relationDecoded?: { n: number; accuracy: number };
   examples: { caption: string; predicted: string }[];
 };
 
@@ -117,9 +121,10 @@ export type UnderstandingResult = {
  * `afterCaption`: ask each question as a second turn, after the model's own caption
  * (`… [EOV] what is in the image? <its caption> [EOS] question`): the answer can then read the
  * text the model wrote as well as the image (a model trained with `train.turns` > 1 has seen
- * questions after the caption).
+ * questions after the caption). `relations`: how relation questions are answered (ask.ts;
+ * default by likelihood; the caption turn does not enter a likelihood answer).
  */
-export async function understanding(ar: ArModel, tokenizer: Selftok, n: number, o: { afterCaption?: boolean } = {}): Promise<UnderstandingResult> {
+export async function understanding(ar: ArModel, tokenizer: Selftok, n: number, o: { afterCaption?: boolean; relations?: RelationMethod } = {}): Promise<UnderstandingResult> {
   const size = tokenizer.cfg.image.size;
   const K = tokenizer.cfg.K;
   const scenes = Array.from({ length: n }, (_, i) => randomScene((HELD_OUT_SEED + i) >>> 0, size));
@@ -134,6 +139,8 @@ export async function understanding(ar: ArModel, tokenizer: Selftok, n: number, 
   const where = ar.cfg.train.where ?? false;
   if (where) kinds.where = { ok: 0, n: 0 };
   const examples: UnderstandingResult['examples'] = [];
+  const relations = o.relations ?? 'likelihood';
+  const decoded = { ok: 0, n: 0 };
   const B = 16;
   for (let s = 0; s < n; s += B) {
     const m = Math.min(B, n - s);
@@ -146,29 +153,25 @@ export async function understanding(ar: ArModel, tokenizer: Selftok, n: number, 
       tally(into.cap, caps[b] === want);
       if (examples.length < 12) examples.push({ caption: want, predicted: caps[b] });
     }
-    // every question of these scenes, batched by length (rows of one batch decode in lockstep)
-    // the caption turn, where it leaves room for the question and a 3-word answer (else asked directly)
+    // every question of these scenes (ask.ts); the caption turn, where it leaves room for the question and a 3-word answer (else asked directly)
     const turn = (b: number, q: number[]) => {
       const t = o.afterCaption ? [...ar.vocab.encode(CAPTION_QUESTION), ...ar.vocab.encode(caps[b]), ar.vocab.special('[EOS]')] : [];
       return K + 3 + t.length + q.length + 3 <= ar.cfg.maxLen ? [...t, ...q] : q;
     };
     const asked = (scene: Scene) => [...questions(scene), ...(where ? whereQuestions(scene) : [])];
-    const asks = scenes.slice(s, s + m).flatMap((scene, b) => asked(scene).map((qa) => ({ b, qa, words: turn(b, ar.vocab.encode(qa.question)) })));
-    const byLength = new Map<number, typeof asks>();
-    for (const a of asks) byLength.set(a.words.length, [...(byLength.get(a.words.length) ?? []), a]);
-    for (const group of byLength.values()) {
-      for (let g = 0; g < group.length; g += 32) {
-        const part = group.slice(g, g + 32);
-        const codesOf = new Int32Array(part.length * K);
-        part.forEach((a, i) => codesOf.set(batch.subarray(a.b * K, (a.b + 1) * K), i * K));
-        const got = await ar.answerEach(codesOf, part.map((a) => a.words), 3);
-        part.forEach((a, i) => {
-          const into = showsHeldOutCombo(scenes[s + a.b]) ? combo : main;
-          // where questions are a training aid, scored apart from the issue's question set
-          if (a.qa.kind !== 'where') tally(into.q, got[i] === a.qa.answer);
-          if (into === main) tally(kinds[a.qa.kind], got[i] === a.qa.answer);
-        });
-      }
+    const asks = scenes.slice(s, s + m).flatMap((scene, b) => asked(scene).map((qa) => ({ b, qa, image: b, question: qa.question, words: turn(b, ar.vocab.encode(qa.question)) })));
+    const got = await answerQuestions(ar, batch, asks, { relations });
+    asks.forEach((a, i) => {
+      const into = showsHeldOutCombo(scenes[s + a.b]) ? combo : main;
+      // where questions are a training aid, scored apart from the issue's question set
+      if (a.qa.kind !== 'where') tally(into.q, got[i] === a.qa.answer);
+      if (into === main) tally(kinds[a.qa.kind], got[i] === a.qa.answer);
+    });
+    if (relations === 'likelihood') {
+      // the same relation questions decoded, for the record beside the likelihood answers
+      const rel = asks.filter((a) => a.qa.kind === 'relation' && !showsHeldOutCombo(scenes[s + a.b]));
+      const dec = await answerQuestions(ar, batch, rel, { relations: 'decode' });
+      rel.forEach((a, i) => tally(decoded, dec[i] === a.qa.answer));
     }
   }
   const rate = (s: { ok: number; n: number }) => (s.n ? s.ok / s.n : NaN);
@@ -178,6 +181,8 @@ export async function understanding(ar: ArModel, tokenizer: Selftok, n: number, 
     questionAccuracy: rate(main.q),
     byKind: Object.fromEntries(Object.entries(kinds).map(([k, s]) => [k, { n: s.n, accuracy: rate(s) }])) as UnderstandingResult['byKind'],
     heldOutCombos: { scenes: combo.cap.n, captionExact: rate(combo.cap), questionAccuracy: rate(combo.q) },
+    relationsBy: relations,
+    ...(relations === 'likelihood' ? { relationDecoded: { n: decoded.n, accuracy: rate(decoded) } } : {}),
     examples,
   };
 }
@@ -189,30 +194,13 @@ export async function understanding(ar: ArModel, tokenizer: Selftok, n: number, 
 export async function positionLoss(ar: ArModel, tokenizer: Selftok, perCategory: number): Promise<{ perPosition: number[]; mean: number; sequences: number }> {
   const size = tokenizer.cfg.image.size;
   const K = tokenizer.cfg.K;
-  const v = ar.vocab;
   const specs = CATEGORIES.flatMap((cat) => Array.from({ length: perCategory }, (_, i) => promptOf('heldout', cat, i)));
   const codes = await tokenizeScenes(tokenizer, specs.map((s, i) => sceneForPrompt(s, (HELD_OUT_SEED + i) >>> 0, size)));
-  const sums = new Float64Array(K);
-  const T = ar.cfg.maxLen;
-  const B = 32;
-  for (let s = 0; s < specs.length; s += B) {
-    const m = Math.min(B, specs.length - s);
-    const seqs = Array.from({ length: m }, (_, b) => textToImage(v, v.encode(promptText(specs[s + b])), visualWords(v, codes.subarray((s + b) * K, (s + b + 1) * K), ar.cfg.order)));
-    const { ids, targets, mask } = batchArrays(v, seqs, T);
-    const logits = await ar.logits(ids, m);
-    for (let b = 0; b < m; b++) {
-      let k = 0;
-      for (let t = 0; t < T; t++) {
-        if (!mask[b * T + t]) continue;
-        const row = logits.subarray((b * T + t) * ar.cfg.vocab, (b * T + t + 1) * ar.cfg.vocab);
-        let max = -Infinity;
-        for (const x of row) max = Math.max(max, x);
-        let z = 0;
-        for (const x of row) z += Math.exp(x - max);
-        sums[k++] += Math.log(z) + max - row[targets[b * T + t]];
-      }
-    }
-  }
-  const perPosition = Array.from(sums, (x) => x / specs.length);
+  const logp = await ar.imageTokenLogProbs(specs.map((s) => ar.vocab.encode(promptText(s))), codes);
+  const perPosition = Array.from({ length: K }, (_, k) => {
+    let sum = 0;
+    for (let i = 0; i < specs.length; i++) sum -= logp[i * K + k];
+    return sum / specs.length;
+  });
   return { perPosition, mean: perPosition.reduce((a, b) => a + b, 0) / K, sequences: specs.length };
 }

@@ -84,6 +84,19 @@ export function whereQuestions(scene: Scene): QA[] {
   return out;
 }
 
+/**
+ * The two position prompts a relation question decides between: `is the circle left of the
+ * square?` → `a circle left of a square` (yes) and `a circle right of a square` (no), in the
+ * position template word for word. null for any other question.
+ */
+export function relationStatements(question: string): { yes: string; no: string } | null {
+  const m = new RegExp(`^is the (${SHAPES.join('|')}) (${RELATIONS.join('|')}) the (${SHAPES.join('|')}) ?\\?$`).exec(question.trim().replace(/\s+/g, ' '));
+  if (!m || m[1] === m[3]) return null;
+  const rel = m[2] as Relation;
+  const say = (r: Relation) => `${withArticle(m[1])} ${r} ${withArticle(m[3])}`;
+  return { yes: say(rel), no: say(opposite(rel)) };
+}
+
 function opposite(rel: Relation): Relation {
   return ({ 'left of': 'right of', 'right of': 'left of', above: 'below', below: 'above' } as const)[rel];
 }

@@ -11,6 +11,7 @@ import { tokenizerCeiling, type CeilingResult } from '../ar/ceiling.ts';
 import { loadArConfig, runArTraining } from '../ar/run.ts';
 import { CATEGORIES, randomScene, renderScene, toUnitRange } from '../ar/scenes.ts';
 import { CAPTION_QUESTION, caption } from '../ar/text.ts';
+import { RELATION_METHODS, answerQuestions } from '../ar/ask.ts';
 import type { Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
 import { OutputSet } from '../node/fsx.ts';
@@ -210,16 +211,24 @@ export function askCommand(): Command {
     .description('answer a question about a scene image with one word')
     .argument('<image>', 'a PNG/JPEG image of the tokenizer\'s size, or a token file of one image')
     .argument('<question>', '"how many {shape}s?", "what colour is the {shape}?" or "is the {shape} {rel} the {shape}?"')
-    .addHelpText('after', '\nExample:\n  selftok ask scene.png "how many circles?"\n');
+    .addOption(relationsOption())
+    .addHelpText('after', '\nExamples:\n  selftok ask scene.png "how many circles?"\n  selftok ask scene.png "is the circle left of the square?"\n');
   return deviceOption(arModelOption(cmd)).action(async (image: string, question: string, o) => {
     await startDevice(o.device, true);
     const { ar, tokenizer } = await loadArPair(o.model, o.tokenizer);
-    const q = ar.vocab.encode(question, 'question');
+    ar.vocab.encode(question, 'question');
     const { codes, names } = await inputCodes([image], tokenizer);
     if (names.length !== 1) throw new UserError(`${image}: holds ${names.length} images; ask about one`);
-    const [answer] = await ar.answer(codes, 1, q, 3);
+    const [answer] = await answerQuestions(ar, codes, [{ image: 0, question }], { relations: o.relations });
     console.log(answer);
   });
+}
+
+/** How relation questions are answered (src/ar/ask.ts). */
+function relationsOption(): Option {
+  return new Option('--relations <how>', 'relation questions (is the {shape} {rel} the {shape}?): "likelihood" compares how likely the image is under the statement and under its opposite; "decode" reads the yes/no the model writes')
+    .choices([...RELATION_METHODS])
+    .default('likelihood');
 }
 
 export type GenevalReport = {
@@ -244,6 +253,7 @@ export function genevalCommand(): Command {
     .option('--per-prompt <n>', 'images per prompt', parseInt10('--per-prompt', 1), 4)
     .option('--prompts <n>', 'held-out prompts per category', parseInt10('--prompts', 1), 24)
     .option('--scenes <n>', 'held-out scenes for captions and questions', parseInt10('--scenes', 1), 100)
+    .addOption(relationsOption())
     .addHelpText('after', '\nExample:\n  selftok geneval --model models/scenes-ar --report out/geneval.md --json out/geneval.json --per-prompt 4\n');
   return deviceOption(samplingOptions(arModelOption(cmd))).action(async (o) => {
     if (!o.report.endsWith('.md')) throw new UserError(`--report ${o.report}: must be a .md file`);
@@ -254,7 +264,7 @@ export function genevalCommand(): Command {
     const g = await geneval(ar, tokenizer, { perPrompt: o.perPrompt, promptsPerCategory: o.prompts, sampling: sampling(o), decoder: o.decoder, onPrompt: (d) => bar.update(d) });
     bar.stop();
     const ceiling = await tokenizerCeiling(tokenizer, { perCategory: o.prompts * o.perPrompt, decoder: g.settings.decoder });
-    const u = await understanding(ar, tokenizer, o.scenes);
+    const u = await understanding(ar, tokenizer, o.scenes, { relations: o.relations });
     const pl = await positionLoss(ar, tokenizer, o.prompts);
     const report: GenevalReport = {
       overall: g.overall,
@@ -303,7 +313,10 @@ function genevalMarkdown(r: GenevalReport): string {
     '## Understanding (held-out scenes)',
     '',
     `Caption exact match ${pct(r.understanding.captionExact)} on ${r.understanding.scenes} scenes; question accuracy ${pct(r.understanding.questionAccuracy)} ` +
-      `(count ${pct(r.understanding.byKind.count.accuracy)}, colour ${pct(r.understanding.byKind.colour.accuracy)}, relation ${pct(r.understanding.byKind.relation.accuracy)})` +
+      `(count ${pct(r.understanding.byKind.count.accuracy)}, colour ${pct(r.understanding.byKind.colour.accuracy)}, relation ${pct(r.understanding.byKind.relation.accuracy)}` +
+      (r.understanding.relationsBy === 'likelihood'
+        ? `, answered by the likelihood of the image under the statement and its opposite; decoded yes/no: ${pct(r.understanding.relationDecoded?.accuracy ?? NaN)})`
+        : ', decoded yes/no)') +
       (r.understanding.byKind.where ? `; where questions (a training aid, not in the accuracy) ${pct(r.understanding.byKind.where.accuracy)} of ${r.understanding.byKind.where.n}.` : '.'),
     `Scenes that show a hold-out combination (${r.understanding.heldOutCombos.scenes}): caption ${pct(r.understanding.heldOutCombos.captionExact)}, questions ${pct(r.understanding.heldOutCombos.questionAccuracy)}.`,
     '',
