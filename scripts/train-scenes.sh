@@ -10,16 +10,21 @@
 #
 #   bash scripts/train-scenes.sh [OUT]        (default runs/scenes)
 #
-# Step counts: TOK_STEPS (6000), REN_STEPS (3000) then REN_MORE ("1500 1500"), AR_STEPS (5000); AR token order: ORDER (ar);
+# Step counts: TOK_STEPS (6000), PROBE_STEPS (0), REN_STEPS (3000) then REN_MORE ("1500 1500"), AR_STEPS (5000); AR token order: ORDER (ar);
 # tokenizer config: CONFIG (scenes); AR config: AR_CONFIG (scenes, configs/ar/); WORKERS (2).
 # Writes OUT/$CONFIG (tokenizer + renderer, int8) and OUT/$CONFIG-ar (AR model, int8), and
 # prints the wall time of each stage.
+# PROBE_STEPS > 0 fine-tunes the tokenizer that many steps with the scene probe (configs/scenes-read.json,
+# lr 1e-3) before the renderer and the AR model read its tokens: the shipped models/scenes is such a
+# tokenizer (PROBE_STEPS=2000; 705 s on one core). The 88 minutes the README gives were measured
+# with PROBE_STEPS=0.
 # The spatial-token control of issue #19, same budget, raster order:
 #   CONFIG=scenes-spatial ORDER=encoder bash scripts/train-scenes.sh runs/spatial
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/scenes}
 TOK_STEPS=${TOK_STEPS:-6000}
+PROBE_STEPS=${PROBE_STEPS:-0}
 REN_STEPS=${REN_STEPS:-3000}
 REN_MORE=${REN_MORE:-1500 1500}
 AR_STEPS=${AR_STEPS:-5000}
@@ -35,13 +40,22 @@ stage() { echo "train-scenes: $1 done at $(( $(date +%s) - t0 )) s"; }
 "${S[@]}" train --config "$CONFIG" --data scenes --out "$OUT/tokenizer-run" --steps "$TOK_STEPS" --sample-every 1000 --device wasm --workers "$WORKERS" --resume
 # the tokens the AR model learns are those of the exported encoder and codebook (float16 in every
 # export format), the same in the shipped tokenizer-with-renderer below
-"${S[@]}" export --model "$OUT/tokenizer-run" --out "$OUT/tokenizer" --weights int8 --device wasm
+TOK_RUN="$OUT/tokenizer-run"
+if [ "$PROBE_STEPS" -gt 0 ]; then
+  # the scene probe: its tokens must also say which shape and colour covers each cell (a fresh probe
+  # on the trained tokenizer; a killed run resumes itself)
+  FROM=(--init "$TOK_RUN")
+  [ -e "$OUT/probe-run/train-state.safetensors" ] && FROM=(--resume)
+  "${S[@]}" train "${FROM[@]}" --config scenes-read --data scenes --out "$OUT/probe-run" --steps "$PROBE_STEPS" --lr 1e-3 --sample-every 1000 --device wasm --workers "$WORKERS"
+  TOK_RUN="$OUT/probe-run"
+fi
+"${S[@]}" export --model "$TOK_RUN" --out "$OUT/tokenizer" --weights int8 --device wasm
 stage tokenizer
 
 # the renderer: REN_STEPS, then a run of each REN_MORE count from where the last stopped (each
 # with its own warm-up and cooldown; the shipped models/scenes was made so: 3000, 1500, 1500)
 (
-  "${S[@]}" train-renderer --model "$OUT/tokenizer-run" --data scenes --out "$OUT/renderer-run" --steps "$REN_STEPS" --sample-every 500 --device wasm --resume
+  "${S[@]}" train-renderer --model "$TOK_RUN" --data scenes --out "$OUT/renderer-run" --steps "$REN_STEPS" --sample-every 500 --device wasm --resume
   prev="$OUT/renderer-run"
   i=2
   for more in $REN_MORE; do
@@ -49,7 +63,7 @@ stage tokenizer
     # a fresh run starts from the last one's renderer; a killed one resumes itself
     FROM=(--init-renderer "$prev")
     [ -e "$run/train-state.safetensors" ] && FROM=(--resume)
-    "${S[@]}" train-renderer --model "$OUT/tokenizer-run" "${FROM[@]}" --data scenes --out "$run" --steps "$more" --sample-every 500 --device wasm
+    "${S[@]}" train-renderer --model "$TOK_RUN" "${FROM[@]}" --data scenes --out "$run" --steps "$more" --sample-every 500 --device wasm
     prev="$run"
     i=$((i + 1))
   done
