@@ -153,23 +153,24 @@ export async function understanding(ar: ArModel, tokenizer: Selftok, n: number, 
       tally(into.cap, caps[b] === want);
       if (examples.length < 12) examples.push({ caption: want, predicted: caps[b] });
     }
-    // every question of these scenes (ask.ts); the caption turn, where it leaves room for the question and a 3-word answer (else asked directly)
+    // every question of these scenes (ask.ts); with afterCaption, after the caption turn where it
+    // leaves room for the question and a 3-word answer (else asked directly)
     const turn = (b: number, q: number[]) => {
       const t = o.afterCaption ? [...ar.vocab.encode(CAPTION_QUESTION), ...ar.vocab.encode(caps[b]), ar.vocab.special('[EOS]')] : [];
       return K + 3 + t.length + q.length + 3 <= ar.cfg.maxLen ? [...t, ...q] : q;
     };
     const asked = (scene: Scene) => [...questions(scene), ...(where ? whereQuestions(scene) : [])];
-    const asks = scenes.slice(s, s + m).flatMap((scene, b) => asked(scene).map((qa) => ({ b, qa, image: b, question: qa.question, words: turn(b, ar.vocab.encode(qa.question)) })));
+    const asks = scenes.slice(s, s + m).flatMap((scene, b) => asked(scene).map((qa) => ({ image: b, qa, question: qa.question, words: turn(b, ar.vocab.encode(qa.question)) })));
     const got = await answerQuestions(ar, batch, asks, { relations });
     asks.forEach((a, i) => {
-      const into = showsHeldOutCombo(scenes[s + a.b]) ? combo : main;
+      const into = showsHeldOutCombo(scenes[s + a.image]) ? combo : main;
       // where questions are a training aid, scored apart from the question set
       if (a.qa.kind !== 'where') tally(into.q, got[i] === a.qa.answer);
       if (into === main) tally(kinds[a.qa.kind], got[i] === a.qa.answer);
     });
     if (relations === 'likelihood') {
       // the same relation questions decoded, for the record beside the likelihood answers
-      const rel = asks.filter((a) => a.qa.kind === 'relation' && !showsHeldOutCombo(scenes[s + a.b]));
+      const rel = asks.filter((a) => a.qa.kind === 'relation' && !showsHeldOutCombo(scenes[s + a.image]));
       const dec = await answerQuestions(ar, batch, rel, { relations: 'decode' });
       rel.forEach((a, i) => tally(decoded, dec[i] === a.qa.answer));
     }
