@@ -89,7 +89,7 @@ test('generate: PNGs, a grid and a token file of the tokenizer; an unknown word 
   assert.equal(existsSync(join(dir, 'gen3')), false);
 });
 
-test('caption and ask: images of the tokenizer\'s size or its token files; a wrong size or another tokenizer\'s tokens are refused', () => {
+test('caption and ask: images of the tokenizer\'s size (or generate\'s upscales of one) or its token files; a wrong size or another tokenizer\'s tokens are refused', async () => {
   let r = run('caption', 'scene.png', 'gen/tokens.json', '--model', 'ar', '--json');
   assert.equal(r.code, 0, r.err);
   const caps = JSON.parse(r.out);
@@ -107,6 +107,11 @@ test('caption and ask: images of the tokenizer\'s size or its token files; a wro
   expectError(run('ask', 'scene.png', 'is the circle left of the square?', '--model', 'ar', '--relations', 'guess'), /--relations <how>' argument 'guess' is invalid/);
 
   expectError(run('caption', 'small.png', '--model', 'ar'), /small\.png: the image is 24×24; this tokenizer reads 32×32/);
+  // generate's PNGs are 4× nearest-neighbour upscales: read back exactly; a smooth 64 × 64 image is not one
+  r = run('ask', 'gen/image-0.png', 'how many circles?', '--model', 'ar');
+  assert.equal(r.code, 0, r.err);
+  writeFileSync(join(dir, 'smooth.png'), await encodePng(renderShapes(5, 64), 64, 64));
+  expectError(run('caption', 'smooth.png', '--model', 'ar'), /smooth\.png: the image is 64×64; this tokenizer reads 32×32 \(or a nearest-neighbour upscale of it/);
   const enc = run('encode', 'scene.png', '--model', 'other', '-o', 'other-tok.json');
   assert.equal(enc.code, 0, enc.err);
   expectError(run('caption', 'other-tok.json', '--model', 'ar'), /other-tok\.json: tokens were made by model micro-scenes \(\w+\), not by this model/);

@@ -22,6 +22,7 @@ import { readSafetensors } from '../src/node/safetensors-files.ts';
 import { parsePrompt, sceneMaps, type Scene } from '../src/ar/scenes.ts';
 import { UserError } from '../src/util/errors.ts';
 import { Rng } from '../src/util/rng.ts';
+import { undoNearestUpscale } from '../src/io/pixels.ts';
 
 before(wasm);
 
@@ -474,4 +475,20 @@ test('answers by likelihood: log P(image | text) per token matches the training 
   assert.equal(byLikelihood[3], decoded[3]);
   assert.deepEqual([decoded[3]], await m.answerEach(Int32Array.from(left), [v.encode(CAPTION_QUESTION)], 3));
   trainer.dispose();
+});
+
+test('undoNearestUpscale: the exact image under a nearest-neighbour upscale (generate\'s PNGs); anything else is null', () => {
+  const rng = new Rng(3);
+  const size = 8;
+  const small = Uint8Array.from({ length: size * size * 3 }, () => rng.int(0, 256));
+  const f = 3;
+  const big = new Uint8Array(size * f * size * f * 3);
+  for (let y = 0; y < size * f; y++) for (let x = 0; x < size * f; x++) for (let c = 0; c < 3; c++) big[(y * size * f + x) * 3 + c] = small[(Math.floor(y / f) * size + Math.floor(x / f)) * 3 + c];
+  assert.deepEqual(undoNearestUpscale({ data: big, width: size * f, height: size * f }, size), small);
+  assert.deepEqual(undoNearestUpscale({ data: small, width: size, height: size }, size), small);
+  const touched = big.slice();
+  touched[((2 * size * f) + 4) * 3 + 1] ^= 1; // one channel of one pixel inside a block
+  assert.equal(undoNearestUpscale({ data: touched, width: size * f, height: size * f }, size), null);
+  assert.equal(undoNearestUpscale({ data: big.subarray(0, size * f * (size * f - 3) * 3), width: size * f, height: size * f - 3 }, size), null);
+  assert.equal(undoNearestUpscale({ data: new Uint8Array(20 * 20 * 3), width: 20, height: 20 }, size), null);
 });

@@ -18,7 +18,7 @@ import { OutputSet } from '../node/fsx.ts';
 import { tokensFor } from './decode.ts';
 import { PACKAGE_ROOT, deviceOption, loadModel, parseFloatPos, parseInt10, progressBar, startDevice, workersOption } from './common.ts';
 import { loadArPair, loadArModel } from '../node/models.ts';
-import { toFloat } from '../io/pixels.ts';
+import { toFloat, undoNearestUpscale } from '../io/pixels.ts';
 
 export const DEFAULT_AR = join(PACKAGE_ROOT, 'models', 'scenes-ar');
 /** The RL-tuned AR model (issue #19): the default for generating images; scenes-ar stays the default for captions and answers. */
@@ -150,8 +150,9 @@ export function generateCommand(): Command {
 }
 
 /**
- * The tokenizer's codes (encoder order) for the inputs: images of exactly the tokenizer's size
- * (the scenes tokenizer does not rescale: a wrong size is refused), or token files (.json/.npy)
+ * The tokenizer's codes (encoder order) for the inputs: images of exactly the tokenizer's size or
+ * nearest-neighbour upscales of one (the scenes tokenizer does not resample: any other size is
+ * refused), or token files (.json/.npy)
  * made by this tokenizer. Returns the codes and one name per image.
  */
 async function inputCodes(paths: string[], tokenizer: Selftok): Promise<{ codes: Int32Array; names: string[] }> {
@@ -168,8 +169,10 @@ async function inputCodes(paths: string[], tokenizer: Selftok): Promise<{ codes:
       continue;
     }
     const img = await readRgb(p);
-    if (img.width !== size || img.height !== size) throw new UserError(`${p}: the image is ${img.width}×${img.height}; this tokenizer reads ${size}×${size}`);
-    parts.push(await tokenizer.encode(toFloat(img.data).subarray(0, per), 1));
+    // exactly the tokenizer's size, or a nearest-neighbour upscale of such an image (generate's PNGs)
+    const pixels = undoNearestUpscale(img, size);
+    if (!pixels) throw new UserError(`${p}: the image is ${img.width}×${img.height}; this tokenizer reads ${size}×${size} (or a nearest-neighbour upscale of it, as generate writes)`);
+    parts.push(await tokenizer.encode(toFloat(pixels).subarray(0, per), 1));
     names.push(p);
   }
   const codes = new Int32Array(names.length * K);

@@ -41,3 +41,26 @@ export function tile(rows: Float32Array[][], size: number, gap = 2): { data: Uin
   );
   return { data, width, height };
 }
+
+/**
+ * The size × size RGB image that a nearest-neighbour upscale by an integer factor made (what
+ * `selftok generate --scale` writes), or null when `img` is not one: square, a multiple of
+ * `size`, and every factor × factor block one colour. Nothing is resampled, so the result is
+ * exactly the image before the upscale.
+ */
+export function undoNearestUpscale(img: RawImage, size: number): Uint8Array | null {
+  const f = img.width / size;
+  if (img.width !== img.height || !Number.isInteger(f) || f < 1) return null;
+  const out = new Uint8Array(size * size * 3);
+  for (let y = 0; y < img.height; y++) {
+    for (let x = 0; x < img.width; x++) {
+      const o = (Math.floor(y / f) * size + Math.floor(x / f)) * 3;
+      const i = (y * img.width + x) * 3;
+      for (let c = 0; c < 3; c++) {
+        if (y % f === 0 && x % f === 0) out[o + c] = img.data[i + c];
+        else if (img.data[i + c] !== out[o + c]) return null;
+      }
+    }
+  }
+  return out;
+}
