@@ -29,8 +29,9 @@ export async function answerQuestions(ar: ArModel, codes: Int32Array, asked: Ask
   const out = new Array<string>(asked.length);
   const byLikelihood: { i: number; yes: string; no: string }[] = [];
   const byLength = new Map<number, { i: number; words: number[] }[]>();
+  const likelihood = (o.relations ?? 'likelihood') === 'likelihood';
   asked.forEach((a, i) => {
-    const st = (o.relations ?? 'likelihood') === 'likelihood' ? relationStatements(a.question) : null;
+    const st = likelihood ? relationStatements(a.question) : null;
     if (st) return void byLikelihood.push({ i, ...st });
     const words = a.words ?? ar.vocab.encode(a.question, 'question');
     byLength.set(words.length, [...(byLength.get(words.length) ?? []), { i, words }]);

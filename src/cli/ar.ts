@@ -219,10 +219,10 @@ export function askCommand(): Command {
   return deviceOption(arModelOption(cmd)).action(async (image: string, question: string, o) => {
     await startDevice(o.device, true);
     const { ar, tokenizer } = await loadArPair(o.model, o.tokenizer);
-    ar.vocab.encode(question, 'question');
+    const words = ar.vocab.encode(question, 'question'); // an unknown word is refused before the image is read
     const { codes, names } = await inputCodes([image], tokenizer);
     if (names.length !== 1) throw new UserError(`${image}: holds ${names.length} images; ask about one`);
-    const [answer] = await answerQuestions(ar, codes, [{ image: 0, question }], { relations: o.relations });
+    const [answer] = await answerQuestions(ar, codes, [{ image: 0, question, words }], { relations: o.relations });
     console.log(answer);
   });
 }
