@@ -5,7 +5,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { wasm, microConfig, microArConfig, tmp, runCli, expectOneLineError, type CliResult } from './helpers.ts';
+import { wasm, microConfig, microArConfig, tmp, runCli, runCliSignalled, expectOneLineError, type CliResult } from './helpers.ts';
 import { Selftok } from '../src/tokenizer/model.ts';
 import { encodePng } from '../src/node/image.ts';
 import { randomScene, renderScene } from '../src/ar/scenes.ts';
@@ -37,6 +37,24 @@ before(async () => {
   writeFileSync(join(dir, 'scene.png'), await encodePng(renderScene(randomScene(0x80000001, 32)), 32, 32));
   writeFileSync(join(dir, 'small.png'), await encodePng(renderShapes(3, 24), 24, 24));
   writeFileSync(join(dir, 'micro-ar.json'), JSON.stringify(microArConfig({ train: { ...microArConfig().train, lr: 0.002, warmup: 2 } })));
+});
+
+test('ar-train: SIGTERM stops after the running step with a checkpoint of it (exit 143), and --resume continues there over 2 workers', async () => {
+  // signalled once a few steps ran: long before the periodic checkpoint at step 1000
+  const { code, out, err } = await runCliSignalled(dir, ['ar-train', '--tokenizer', 'tok', '--data', 'scenes', '--out', 'stopped', '--config', 'micro-ar.json', '--steps', '100000', '--ckpt-every', '1000', '--log-every', '1', '--device', 'wasm'], /^step 3:/m);
+  assert.equal(code, 143, err);
+  const m = /ar-train stopped: stopped by SIGTERM at step (\d+), checkpoint written; continue with --resume/.exec(err);
+  assert.ok(m, err);
+  const at = Number(m[1]);
+  assert.ok(at >= 3 && at < 1000, `stopped at ${at}`);
+  assert.doesNotMatch(out, /ar-train stopped: step/);
+  const log = readFileSync(join(dir, 'stopped', 'train-log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+  assert.equal(log.at(-1), at);
+
+  const r = runCli(dir, ['ar-train', '--tokenizer', 'tok', '--data', 'scenes', '--out', 'stopped', '--config', 'micro-ar.json', '--steps', String(at + 2), '--resume', '--workers', '2', '--device', 'wasm']);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.err, new RegExp(`over 2 workers, lr [\\d.e-]+, from step ${at} to ${at + 2}`));
+  assert.match(r.out, new RegExp(`ar-train stopped: step ${at + 2}, loss \\d+\\.\\d+`));
 });
 
 test('ar-train: checkpoints, a log, the pool; resumes after a stop; refuses to overwrite a run; a JSON config error is one line', () => {

@@ -4,7 +4,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { wasm, microConfig, tmp, runCli, expectOneLineError, type CliResult } from './helpers.ts';
+import { wasm, microConfig, tmp, runCli, runCliSignalled, expectOneLineError, type CliResult } from './helpers.ts';
 import { Selftok } from '../src/tokenizer/model.ts';
 import { encodePng } from '../src/node/image.ts';
 import { renderShapes } from '../src/data/shapes.ts';
@@ -41,6 +41,7 @@ before(async () => {
   img2 = join(dir, 'b.png');
   writeFileSync(img, await encodePng(renderShapes(1, 40), 40, 40));
   writeFileSync(img2, await encodePng(renderShapes(2, 24), 24, 24));
+  writeFileSync(join(dir, 'micro.json'), JSON.stringify(microConfig()));
 });
 
 test('encode → decode round trip: JSON in both orders and .npy', () => {
@@ -143,6 +144,20 @@ test('unknown config or data source, --steps 0, a bad --guidance, --resume with 
   mkdirSync(join(dir, 'run'));
   copyFileSync(join(model, 'model.safetensors'), join(dir, 'run', 'train-state.safetensors'));
   expectError(run('train', '--config', 'tiny', '--data', 'shapes', '--out', 'run', '--steps', '1'), /run: already holds a training run \(train-state\.safetensors\); use --resume/);
+});
+
+test('train: Ctrl-C (SIGINT) stops after the running step with a checkpoint of it (exit 130), and --resume goes on from there', async () => {
+  const r = await runCliSignalled(dir, ['train', '--config', 'micro.json', '--data', 'shapes', '--out', 'stopped', '--steps', '100000', '--ckpt-every', '1000', '--sample-every', '0', '--log-every', '1', '--device', 'wasm'], /^step 2:/m, 'SIGINT');
+  assert.equal(r.code, 130, r.err);
+  const m = /train stopped: stopped by SIGINT at step (\d+), checkpoint written; continue with --resume/.exec(r.err);
+  assert.ok(m, r.err);
+  const at = Number(m[1]);
+  assert.ok(at >= 2 && at < 1000, `stopped at ${at}`);
+  assert.doesNotMatch(r.out, /trained stopped/);
+  const resumed = run('train', '--data', 'shapes', '--out', 'stopped', '--steps', String(at + 1), '--resume', '--sample-every', '0');
+  assert.equal(resumed.code, 0, resumed.err);
+  assert.match(resumed.err, new RegExp(`from step ${at} to ${at + 1}`));
+  assert.match(resumed.out, new RegExp(`trained stopped: step ${at + 1}, loss \\d`));
 });
 
 test('train --init: fine-tunes a model folder under a new recipe; another architecture is refused with nothing written', () => {

@@ -1,5 +1,5 @@
 import { mkdtempSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import type { ArConfig } from '../src/ar/model.ts';
 import { tmpdir } from 'node:os';
@@ -74,6 +74,25 @@ export type CliResult = { code: number; out: string; err: string };
 export function runCli(cwd: string, args: string[], quiet: RegExp = /^selftok: device/): CliResult {
   const r = spawnSync(process.execPath, [resolve('bin/selftok.js'), ...args], { encoding: 'utf8', cwd, timeout: 300_000 });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr.split('\n').filter((l) => l && !quiet.test(l)).join('\n') };
+}
+
+/**
+ * Runs the CLI and sends it `signal` once its stderr matches `when` (a training command's step line):
+ * the graceful stop of src/node/stop.ts. A run that ignores the signal is killed after 2 minutes.
+ */
+export async function runCliSignalled(cwd: string, args: string[], when: RegExp, signal: NodeJS.Signals = 'SIGTERM'): Promise<CliResult> {
+  const child = spawn(process.execPath, [resolve('bin/selftok.js'), ...args], { cwd });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => {
+    err += d;
+    if (when.test(err) && !child.killed) child.kill(signal);
+  });
+  const guard = setTimeout(() => child.kill('SIGKILL'), 120_000);
+  const code = await new Promise<number | null>((done) => child.on('close', done));
+  clearTimeout(guard);
+  return { code: code ?? -1, out, err };
 }
 
 /** A failed run with one line of error that matches `pattern` and no stack trace. */

@@ -37,11 +37,13 @@ export type ArRunOptions = {
   onPool?: (done: number, total: number) => void;
   onStart?: (t: ArTrainer) => void;
   onStep?: (log: { step: number; loss: number; lr: number; ms: number }) => void;
+  /** Asked before each step: true stops the run there, with a checkpoint of that step (src/node/stop.ts). */
+  shouldStop?: () => Promise<boolean>;
   /** Fine-tune this trained model (its weights, a fresh optimizer, step 0) instead of starting fresh; `where` names it in errors. Consumed: disposed once its weights are copied. */
   init?: { model: ArModel; where: string };
 };
 
-export async function runArTraining(o: ArRunOptions): Promise<{ trainer: ArTrainer; loss: number | null; seconds: number }> {
+export async function runArTraining(o: ArRunOptions): Promise<{ trainer: ArTrainer; loss: number | null; seconds: number; stopped: boolean }> {
   if (!Number.isInteger(o.steps) || o.steps < 1) throw new UserError(`--steps must be a positive integer, got ${o.steps}`);
   const state = join(o.out, AR_STATE_FILE);
   let trainer: ArTrainer;
@@ -71,15 +73,26 @@ export async function runArTraining(o: ArRunOptions): Promise<{ trainer: ArTrain
   const logPath = join(o.out, 'train-log.jsonl');
   const t0 = performance.now();
   let loss: number | null = null;
+  // a resumed run's state is its checkpoint; a fresh one at step 0 needs none
+  let saved = trainer.step;
+  let stopped = false;
   while (trainer.step < o.steps) {
+    if (await o.shouldStop?.()) {
+      stopped = true;
+      if (saved !== trainer.step) await trainer.checkpoint(o.out);
+      break;
+    }
     const s0 = performance.now();
     const r = await trainer.trainStep(data.batch(trainer.rng, cfg.train.batch, cfg));
     loss = r.loss;
     const log = { step: trainer.step, loss: r.loss, lr: r.lr, ms: performance.now() - s0 };
     o.onStep?.(log);
     if (trainer.step % o.logEvery === 0 || trainer.step === o.steps) appendFileSync(logPath, JSON.stringify(log) + '\n');
-    if (trainer.step % o.ckptEvery === 0 || trainer.step === o.steps) await trainer.checkpoint(o.out);
+    if (trainer.step % o.ckptEvery === 0 || trainer.step === o.steps) {
+      await trainer.checkpoint(o.out);
+      saved = trainer.step;
+    }
   }
   await trainer.stopWorkers();
-  return { trainer, loss, seconds: (performance.now() - t0) / 1000 };
+  return { trainer, loss, seconds: (performance.now() - t0) / 1000, stopped };
 }

@@ -17,6 +17,7 @@ import { UserError } from '../util/errors.ts';
 import { OutputSet } from '../node/fsx.ts';
 import { tokensFor } from './decode.ts';
 import { PACKAGE_ROOT, deviceOption, loadModel, parseFloatPos, parseInt10, progressBar, startDevice, workersOption } from './common.ts';
+import { StopOnSignal } from '../node/stop.ts';
 import { loadArPair, loadArModel } from '../node/models.ts';
 import { toFloat, undoNearestUpscale } from '../io/pixels.ts';
 
@@ -68,6 +69,8 @@ export function arTrainCommand(): Command {
     const tokenizer = loadModel(o.tokenizer, ['encode']);
     let poolBar: ReturnType<typeof progressBar> | null = null;
     let bar: ReturnType<typeof progressBar> | null = null;
+    // armed before the pool: a stop asked while it is tokenized takes effect once it is saved
+    const stop = new StopOnSignal('ar-train');
     const r = await runArTraining({
       tokenizer,
       tokenizerDir: o.tokenizer,
@@ -80,6 +83,7 @@ export function arTrainCommand(): Command {
       logEvery: o.logEvery,
       workers: o.workers,
       init: o.init ? { model: loadArModel(o.init), where: o.init } : undefined,
+      shouldStop: stop.requested,
       onPool: (d, t) => {
         poolBar ??= progressBar('tokenize', t);
         poolBar.update(d);
@@ -104,6 +108,8 @@ export function arTrainCommand(): Command {
       },
     });
     (bar as ReturnType<typeof progressBar> | null)?.stop();
+    stop.finish(o.out, r.trainer.step);
+    if (r.stopped) return;
     console.log(
       r.loss === null
         ? `ar-train ${o.out}: already at step ${r.trainer.step} (nothing to do)`

@@ -31,7 +31,8 @@ for (const c of [trainCommand(), encodeCommand(), decodeCommand(), reconstructCo
 
 try {
   await program.parseAsync(process.argv);
-  process.exit(0);
+  // a training command stopped by a signal sets 130 or 143 (src/node/stop.ts)
+  process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
 } catch (e) {
   if (e instanceof CommanderError) {
     process.exit(e.exitCode);

@@ -7,6 +7,7 @@ import { RL_DEFAULTS, runRl } from '../rl/train.ts';
 import { OutputSet } from '../node/fsx.ts';
 import { DEFAULT_AR, DEFAULT_CFG } from './ar.ts';
 import { deviceOption, loadModel, parseFloatPos, parseInt10, progressBar, startDevice } from './common.ts';
+import { StopOnSignal } from '../node/stop.ts';
 import { tokenizerDirOf, loadArModel } from '../node/models.ts';
 
 export function rlCommand(): Command {
@@ -32,6 +33,7 @@ export function rlCommand(): Command {
     const tokDir = tokenizerDirOf(refDir, loadArModel(refDir).tokenizer, o.tokenizer);
     const tokenizer = loadModel(tokDir, ['encode', 'render']);
     let bar: ReturnType<typeof progressBar> | null = null;
+    const stop = new StopOnSignal('rl');
     const r = await runRl({
       refDir,
       tokenizer,
@@ -39,6 +41,7 @@ export function rlCommand(): Command {
       cfg: { steps: o.steps, group: o.group, promptsPerStep: o.promptsPerStep, kl: o.kl, lr: o.lr, warmup: o.warmup, seed: o.seed },
       resume: o.resume,
       ckptEvery: o.ckptEvery,
+      shouldStop: stop.requested,
       onStart: (t) => {
         const c = t.cfg;
         process.stderr.write(`selftok rl: ${refDir} → ${o.out}: ${c.promptsPerStep} prompts × ${c.group} samples per step, β ${c.kl}, lr ${c.lr}, seed ${c.seed}, from step ${t.step} to ${c.steps}\n`);
@@ -51,6 +54,11 @@ export function rlCommand(): Command {
       },
     });
     (bar as ReturnType<typeof progressBar> | null)?.stop();
+    stop.finish(o.out, r.trainer.step);
+    if (r.stopped) {
+      r.trainer.dispose();
+      return;
+    }
     const out = new OutputSet();
     out.add(join(o.out, 'curves.png'), await rlCurvesPng(r.log));
     const ba = await beforeAfter(r.trainer.ref, r.trainer.policy.model, tokenizer, 4, { seed: 0, cfg: DEFAULT_CFG, temperature: 1, topK: 0 });

@@ -7,6 +7,7 @@ import { resumableConfig, Trainer } from '../train/trainer.ts';
 import { countParams, type Params } from '../nn/params.ts';
 import { UserError } from '../util/errors.ts';
 import { deviceOption, loadModel, modelOption, progressBar, startDevice, trainingOptions } from './common.ts';
+import { StopOnSignal } from '../node/stop.ts';
 
 export function trainRendererCommand(): Command {
   const cmd = new Command('train-renderer')
@@ -38,6 +39,7 @@ export function trainRendererCommand(): Command {
     // fail before anything is written when the feature network cannot be loaded
     if (!resumed && perceptual === 'mobilenet') await MobileNetV2.load();
     let bar: ReturnType<typeof progressBar> | null = null;
+    const stop = new StopOnSignal('train-renderer');
     const r = await runTraining({
       cfg: null,
       makeTrainer: () => Trainer.forRenderer(model!, o.seed, o.batch ?? model!.cfg.train.batch, o.lr ?? model!.cfg.train.lr, perceptual),
@@ -54,6 +56,7 @@ export function trainRendererCommand(): Command {
       sampleEvery: o.sampleEvery,
       logEvery: o.logEvery,
       workers: o.workers,
+      shouldStop: stop.requested,
       onStart: (t) => {
         process.stderr.write(
           `selftok: renderer for ${t.cfg.name}: ${(countParams(t.model.params.ren as unknown as Params) / 1e6).toFixed(2)} M trainable params, perceptual ${t.perceptual}, batch ${t.batch}${t.workers > 1 ? ` over ${t.workers} workers` : ''}, lr ${t.lr}, from step ${t.step} to ${o.steps}\n`,
@@ -69,6 +72,8 @@ export function trainRendererCommand(): Command {
       },
     });
     (bar as ReturnType<typeof progressBar> | null)?.stop();
+    stop.finish(o.out, r.trainer.step);
+    if (r.stopped) return;
     const l = r.last;
     console.log(l ? `trained renderer ${o.out}: step ${r.trainer.step}, mse ${l.fm.toFixed(5)}, ${r.seconds.toFixed(1)} s` : `trained renderer ${o.out}: already at step ${r.trainer.step}`);
   });

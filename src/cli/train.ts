@@ -4,6 +4,7 @@ import { bitsPerPixel } from '../tokenizer/config.ts';
 import { countParams, type Params } from '../nn/params.ts';
 import { runTraining } from '../train/run.ts';
 import { deviceOption, loadModel, progressBar, startDevice, trainingOptions } from './common.ts';
+import { StopOnSignal } from '../node/stop.ts';
 import { adoptRecipe, fineTuneConfig, resumableConfig, Trainer } from '../train/trainer.ts';
 import { UserError } from '../util/errors.ts';
 import { loadConfig } from '../node/configs.ts';
@@ -34,6 +35,7 @@ export function trainCommand(): Command {
     if (!cfg) throw new UserError('--config is required for a new training run');
     const data = await openSource(o.data, cfg.image.size, cfg.train.cropScale);
     let bar: ReturnType<typeof progressBar> | null = null;
+    const stop = new StopOnSignal('train');
     const r = await runTraining({
       cfg: resumed ? null : cfg,
       recipe,
@@ -51,6 +53,7 @@ export function trainCommand(): Command {
       sampleEvery: o.sampleEvery,
       logEvery: o.logEvery,
       workers: o.workers,
+      shouldStop: stop.requested,
       onStart: (t) => {
         const c = t.cfg;
         process.stderr.write(
@@ -73,6 +76,8 @@ export function trainCommand(): Command {
       },
     });
     (bar as ReturnType<typeof progressBar> | null)?.stop();
+    stop.finish(o.out, r.trainer.step);
+    if (r.stopped) return;
     const l = r.last;
     console.log(
       l

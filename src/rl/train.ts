@@ -255,10 +255,12 @@ export type RlRunOptions = {
   ckptEvery: number;
   onStart?: (t: GrpoTrainer) => void;
   onStep?: (log: RlLog) => void;
+  /** Asked before each step: true stops the run there, with a checkpoint of that step (src/node/stop.ts). */
+  shouldStop?: () => Promise<boolean>;
 };
 
 /** The RL loop: steps, a JSONL log line per step, atomic checkpoints, resume after a kill. */
-export async function runRl(o: RlRunOptions): Promise<{ trainer: GrpoTrainer; log: RlLog[]; seconds: number }> {
+export async function runRl(o: RlRunOptions): Promise<{ trainer: GrpoTrainer; log: RlLog[]; seconds: number; stopped: boolean }> {
   for (const [k, x] of [['--steps', o.cfg.steps], ['--group', o.cfg.group], ['--prompts-per-step', o.cfg.promptsPerStep]] as const) {
     if (!Number.isInteger(x) || x < 1) throw new UserError(`${k} must be a positive integer, got ${x}`);
   }
@@ -270,12 +272,23 @@ export async function runRl(o: RlRunOptions): Promise<{ trainer: GrpoTrainer; lo
   writeFileSync(join(o.out, RL_LOG), log.map((l) => JSON.stringify(l) + '\n').join(''));
   o.onStart?.(trainer);
   const t0 = performance.now();
+  // a resumed run's state is its checkpoint; a fresh one at step 0 needs none
+  let saved = trainer.step;
+  let stopped = false;
   while (trainer.step < trainer.cfg.steps) {
+    if (await o.shouldStop?.()) {
+      stopped = true;
+      if (saved !== trainer.step) await trainer.checkpoint(o.out);
+      break;
+    }
     const line = await trainer.trainStep();
     log.push(line);
     writeFileSync(join(o.out, RL_LOG), JSON.stringify(line) + '\n', { flag: 'a' });
     o.onStep?.(line);
-    if (trainer.step % o.ckptEvery === 0 || trainer.step === trainer.cfg.steps) await trainer.checkpoint(o.out);
+    if (trainer.step % o.ckptEvery === 0 || trainer.step === trainer.cfg.steps) {
+      await trainer.checkpoint(o.out);
+      saved = trainer.step;
+    }
   }
-  return { trainer, log, seconds: (performance.now() - t0) / 1000 };
+  return { trainer, log, seconds: (performance.now() - t0) / 1000, stopped };
 }

@@ -32,9 +32,11 @@ export type TrainRunOptions = {
   workers?: number;
   onStart?: (t: Trainer) => void;
   onStep?: (log: StepLog, t: Trainer) => void;
+  /** Asked before each step: true stops the run there, with a checkpoint of that step (src/node/stop.ts). */
+  shouldStop?: () => Promise<boolean>;
 };
 
-export async function runTraining(o: TrainRunOptions): Promise<{ trainer: Trainer; last: StepLog | null; seconds: number }> {
+export async function runTraining(o: TrainRunOptions): Promise<{ trainer: Trainer; last: StepLog | null; seconds: number; stopped: boolean }> {
   if (!Number.isInteger(o.steps) || o.steps < 1) throw new UserError(`--steps must be a positive integer, got ${o.steps}`);
   const statePath = join(o.out, STATE_FILE);
   let trainer: Trainer;
@@ -58,19 +60,28 @@ export async function runTraining(o: TrainRunOptions): Promise<{ trainer: Traine
   o.onStart?.(trainer);
   const t0 = performance.now();
   let last: StepLog | null = null;
+  // a resumed run's state is its checkpoint; a fresh one at step 0 needs none
+  let saved = trainer.step;
+  let stopped = false;
   while (trainer.step < o.steps) {
+    if (await o.shouldStop?.()) {
+      stopped = true;
+      if (saved !== trainer.step) await trainer.checkpoint(o.out, { data: o.dataSpec });
+      break;
+    }
     last = await trainer.trainStep(o.data);
     o.onStep?.(last, trainer);
     if (trainer.step % o.logEvery === 0 || trainer.step === o.steps) appendFileSync(logPath, JSON.stringify(last) + '\n');
     if (trainer.step % o.ckptEvery === 0 || trainer.step === o.steps) {
       await trainer.checkpoint(o.out, { data: o.dataSpec });
+      saved = trainer.step;
     }
     if (o.sampleEvery > 0 && (trainer.step % o.sampleEvery === 0 || trainer.step === o.steps)) {
       await writeSamples(trainer, samples, join(o.out, 'samples', `step-${String(trainer.step).padStart(6, '0')}.png`));
     }
   }
   await trainer.stopWorkers();
-  return { trainer, last, seconds: (performance.now() - t0) / 1000 };
+  return { trainer, last, seconds: (performance.now() - t0) / 1000, stopped };
 }
 
 /** Originals (top) and their reconstructions (bottom): a 25-step sampler, or the renderer. */
