@@ -12,8 +12,11 @@ import { CHROMIUM, CHROMIUM_FLAGS as FLAGS, noChromium, type Server } from './ch
 import { encodePng, loadImage } from '../src/node/image.ts';
 import { psnr } from '../src/eval/metrics.ts';
 import { DEFAULT_CFG } from '../src/ar/ar-model.ts';
+import { answerQuestions } from '../src/ar/ask.ts';
+import { CAPTION_QUESTION } from '../src/ar/text.ts';
 import { loadSelftok, loadArModel } from '../src/node/models.ts';
 
+const ASKED = 'is the circle left of the square?';
 let server: Server | null = null;
 let url = '';
 let samplePng = '';
@@ -41,7 +44,7 @@ after(async () => {
   await server?.close();
 });
 
-type PageRun = { backend: string; tokens: string; render: number[] | null; timings: string; generated: number[] | null; errors: string[] };
+type PageRun = { backend: string; tokens: string; render: number[] | null; timings: string; generated: number[] | null; captions: string[] | null; answers: string[] | null; errors: string[] };
 
 async function runPage(device: 'wasm' | 'auto', flags: string[], opts: { screenshot?: string; generate?: boolean } = {}): Promise<PageRun> {
   const { chromium } = await import('playwright-core');
@@ -65,11 +68,26 @@ async function runPage(device: 'wasm' | 'auto', flags: string[], opts: { screens
     const state = await page.textContent('[data-testid=status]');
     assert.equal(state, 'done', `page status: ${state}`);
     let generated: number[] | null = null;
+    let captions: string[] | null = null;
+    let answers: string[] | null = null;
     if (opts.generate) {
       await page.click('#generate');
       await page.waitForFunction(() => /^(done|error)/.test(document.querySelector('[data-testid=generate-status]')?.textContent ?? ''), null, { timeout: 300_000 });
       assert.equal(await page.textContent('[data-testid=generate-status]'), 'done');
       generated = await page.evaluate(() => (window as unknown as { selftokGenerated: number[] }).selftokGenerated);
+      captions = await page.evaluate(() => (window as unknown as { selftokCaptions: string[] }).selftokCaptions);
+      assert.deepEqual(await page.locator('[data-testid=caption]').allTextContents(), captions, 'the captions shown under the images');
+      await page.fill('#question', ASKED);
+      await page.click('#ask');
+      await page.waitForFunction(() => /^(done|error)/.test(document.querySelector('[data-testid=ask-status]')?.textContent ?? ''), null, { timeout: 300_000 });
+      assert.equal(await page.textContent('[data-testid=ask-status]'), 'done');
+      answers = await page.evaluate(() => (window as unknown as { selftokAnswers: string[] }).selftokAnswers);
+      // a word outside the vocabulary is refused on the page in one line, naming it
+      await page.fill('#question', 'how many hexagons?');
+      await page.click('#ask');
+      await page.waitForFunction(() => /^(done|error)/.test(document.querySelector('[data-testid=ask-status]')?.textContent ?? ''), null, { timeout: 60_000 });
+      assert.match((await page.textContent('[data-testid=ask-status]')) ?? '', /^error: .*hexagons/);
+      errors.splice(0, errors.length, ...errors.filter((e) => !/hexagons/.test(e)));
     }
     if (opts.screenshot) await page.screenshot({ path: opts.screenshot, fullPage: true });
     return {
@@ -78,6 +96,8 @@ async function runPage(device: 'wasm' | 'auto', flags: string[], opts: { screens
       render: await page.evaluate(() => (window as unknown as { selftok: { render: number[] | null } }).selftok.render),
       timings: (await page.textContent('#timings')) ?? '',
       generated,
+      captions,
+      answers,
       errors,
     };
   } finally {
@@ -94,7 +114,7 @@ function checkAgainstNode(r: PageRun): void {
   assert.ok(dB <= 0.01, `renderer PSNR differs from Node's by ${dB.toFixed(4)} dB`);
 }
 
-test('browser, wasm: the page tokenizes a photo exactly as Node does, renders it within 0.01 dB, and generates from a prompt the tokens Node samples', async (t) => {
+test('browser, wasm: the page tokenizes a photo exactly as Node does, renders it within 0.01 dB, generates from a prompt the tokens Node samples, and captions and answers as Node does', async (t) => {
   if (!server) return t.skip(noChromium() ?? 'no server');
   mkdirSync('.cache', { recursive: true });
   const r = await runPage('wasm', ['--disable-gpu'], { screenshot: '.cache/web-screenshot.png', generate: true });
@@ -105,6 +125,17 @@ test('browser, wasm: the page tokenizes a photo exactly as Node does, renders it
   const want = await ar.generateImages(ar.vocab.encode('a red circle left of a blue square', 'prompt'), 4, { seed: 0, cfg: DEFAULT_CFG, temperature: 1, topK: 0 });
   assert.deepEqual(r.generated, Array.from(want));
   ar.dispose();
+  // image → text: the page reads its images back (render, encode) and scenes-ar captions them and
+  // answers a question about each, as Node does from the same tokens
+  const tokenizer = loadSelftok('models/scenes', ['encode', 'render']);
+  const reader = loadArModel('models/scenes-ar');
+  const codes = await tokenizer.encode(await tokenizer.render(want, 4), 4);
+  assert.deepEqual(r.captions, await reader.answer(codes, 4, reader.vocab.encode(CAPTION_QUESTION)));
+  const words = reader.vocab.encode(ASKED, 'question');
+  assert.deepEqual(r.answers, await answerQuestions(reader, codes, [0, 1, 2, 3].map((image) => ({ image, question: ASKED, words }))));
+  assert.ok(r.answers!.every((a) => a === 'yes' || a === 'no'), `yes/no answers: ${r.answers}`);
+  reader.dispose();
+  tokenizer.dispose();
   t.diagnostic(`wasm timings ${r.timings}`);
 });
 

@@ -1,9 +1,12 @@
 // The demo page (issue #20): the library in a browser. A shipped model is loaded over HTTP
 // (the same config.json + model.safetensors as on disk); an image picked or dropped by the user
 // becomes tokens, then an image again by the one-step renderer and by the 50-step diffusion
-// decoder, with a coarse-to-fine strip. Query: ?model=<folder URL>&device=auto|webgpu|wasm.
+// decoder, with a coarse-to-fine strip. Below it the AR models (issue #18): a prompt becomes four
+// images (scenes-zero, then the scenes renderer), and each image is read back as text: its pixels
+// become tokens again (the scenes encoder) and scenes-ar captions them and answers a question.
+// Query: ?model=<folder URL>&device=auto|webgpu|wasm (&ar=, &reader=, &tokenizer= for the scenes models).
 // For tests the page marks its state in data-testid elements (backend, tokens, status).
-import { setupDevice, Selftok, ArModel, DEFAULT_CFG, loadImage, drawImage, type DeviceChoice } from '../src/browser.ts';
+import { setupDevice, Selftok, ArModel, DEFAULT_CFG, CAPTION_QUESTION, answerQuestions, loadImage, drawImage, type DeviceChoice } from '../src/browser.ts';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 const q = new URLSearchParams(location.search);
@@ -68,40 +71,69 @@ async function main(): Promise<void> {
     }
     status('done');
   };
-  // text → image, loaded on first use: the RL-tuned AR model and the scenes tokenizer's renderer
-  let scenes: Promise<{ ar: ArModel; tokenizer: Selftok }> | null = null;
+  // text → image → text, loaded on first use: the RL-tuned AR model draws, the supervised one reads
+  // (as the CLI's demo does: scenes-ar captions better, scenes-zero generates better)
+  let scenes: Promise<{ ar: ArModel; reader: ArModel; tokenizer: Selftok }> | null = null;
+  const openScenes = () =>
+    (scenes ??= (async () => {
+      const at = (key: string, dir: string) => new URL(q.get(key) ?? dir, location.href).href;
+      const [ar, reader, tokenizer] = await Promise.all([ArModel.open(at('ar', 'scenes-zero/')), ArModel.open(at('reader', 'scenes-ar/')), Selftok.open(at('tokenizer', 'scenes/'), ['encode', 'render'])]);
+      await ar.checkTokenizer(tokenizer, 'scenes/');
+      await reader.checkTokenizer(tokenizer, 'scenes/');
+      return { ar, reader, tokenizer };
+    })());
+  // the generated images' tokens as the encoder reads their rendered pixels (n × K), for the reader
+  let readBack: { codes: Int32Array; n: number } | null = null;
+  const page = window as unknown as { selftokGenerated: number[]; selftokCaptions: string[]; selftokAnswers: string[] };
   const generate = async (): Promise<void> => {
     const genStatus = document.querySelector('[data-testid=generate-status]')!;
     genStatus.textContent = 'working';
-    scenes ??= (async () => {
-      const ar = await ArModel.open(new URL(q.get('ar') ?? 'scenes-zero/', location.href).href);
-      const tokenizer = await Selftok.open(new URL(q.get('tokenizer') ?? 'scenes/', location.href).href, ['encode', 'render']);
-      await ar.checkTokenizer(tokenizer, 'scenes/');
-      return { ar, tokenizer };
-    })();
-    const { ar, tokenizer } = await scenes;
+    const { ar, reader, tokenizer } = await openScenes();
     const t = performance.now();
     const n = 4;
     const codes = await ar.generateImages(ar.vocab.encode($<HTMLInputElement>('prompt').value, 'prompt'), n, { seed: 0, cfg: DEFAULT_CFG, temperature: 1, topK: 0 });
-    (window as unknown as { selftokGenerated: number[] }).selftokGenerated = Array.from(codes);
+    page.selftokGenerated = Array.from(codes);
     const px = await tokenizer.render(codes, n);
+    $('gen-time').textContent = `(${((performance.now() - t) / 1000).toFixed(2)} s)`;
     const s = tokenizer.imageSize;
+    readBack = { codes: await tokenizer.encode(px, n), n };
+    const caps = await reader.answer(readBack.codes, n, reader.vocab.encode(CAPTION_QUESTION));
+    page.selftokCaptions = caps;
     const row = $('generated');
     row.replaceChildren();
     for (let b = 0; b < n; b++) {
+      const fig = document.createElement('figure');
       const c = document.createElement('canvas');
-      row.append(c);
+      const cap = document.createElement('figcaption');
+      cap.dataset.testid = 'caption';
+      cap.textContent = caps[b];
+      fig.append(c, cap);
+      row.append(fig);
       drawImage(c, px.subarray(b * s * s * 3, (b + 1) * s * s * 3), s);
     }
-    $('gen-time').textContent = `(${((performance.now() - t) / 1000).toFixed(2)} s)`;
+    $('ask').removeAttribute('disabled');
     genStatus.textContent = 'done';
   };
-  $('generate').addEventListener('click', () =>
-    generate().catch((e) => {
-      console.error(e);
-      document.querySelector('[data-testid=generate-status]')!.textContent = `error: ${(e as Error).message}`;
-    }),
-  );
+  const ask = async (): Promise<void> => {
+    const askStatus = document.querySelector('[data-testid=ask-status]')!;
+    if (!readBack) return;
+    askStatus.textContent = 'working';
+    $('answers').textContent = '';
+    const { reader } = await openScenes();
+    const question = $<HTMLInputElement>('question').value;
+    const words = reader.vocab.encode(question, 'question');
+    const asked = Array.from({ length: readBack.n }, (_, image) => ({ image, question, words }));
+    const answers = await answerQuestions(reader, readBack.codes, asked);
+    page.selftokAnswers = answers;
+    $('answers').textContent = answers.map((a, i) => `image ${i + 1}: ${a}`).join(' · ');
+    askStatus.textContent = 'done';
+  };
+  const onError = (which: string) => (e: unknown) => {
+    console.error(e);
+    document.querySelector(`[data-testid=${which}-status]`)!.textContent = `error: ${(e as Error).message}`;
+  };
+  $('generate').addEventListener('click', () => generate().catch(onError('generate')));
+  $('ask').addEventListener('click', () => ask().catch(onError('ask')));
 
   const input = $<HTMLInputElement>('file');
   input.addEventListener('change', () => input.files?.[0] && run(input.files[0]).catch(fail));
