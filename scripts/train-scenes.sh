@@ -6,28 +6,29 @@
 # core of the 2-core machine; `--workers`, data parallelism); the renderer and the AR model then
 # take a core each (from the measured steps, the faster arrangement on 2 cores: the AR model's
 # step halves over 2 workers but the renderer's gains only 1.45×, so running them side by side
-# beats running each over 2 workers in turn).
+# beats running each over 2 workers in turn), and the AR model takes both cores once the
+# renderer is done.
 #
 #   bash scripts/train-scenes.sh [OUT]        (default runs/scenes)
 #
-# Step counts: TOK_STEPS (6000), PROBE_STEPS (0), REN_STEPS (3000) then REN_MORE ("1500 1500"), AR_STEPS (5000); AR token order: ORDER (ar);
+# Step counts: TOK_STEPS (6000), PROBE_STEPS (2000), REN_STEPS (3000) then REN_MORE ("1500"), AR_STEPS (8000); AR token order: ORDER (ar);
 # tokenizer config: CONFIG (scenes); AR config: AR_CONFIG (scenes, configs/ar/); WORKERS (2).
 # Writes OUT/$CONFIG (tokenizer + renderer, int8) and OUT/$CONFIG-ar (AR model, int8), and
 # prints the wall time of each stage.
 # PROBE_STEPS > 0 fine-tunes the tokenizer that many steps with the scene probe (configs/scenes-read.json,
-# lr 1e-3) before the renderer and the AR model read its tokens: the shipped models/scenes is such a
-# tokenizer (PROBE_STEPS=2000; 705 s on one core). The 88 minutes the README gives were measured
-# with PROBE_STEPS=0.
-# The spatial-token control of issue #19, same budget, raster order:
-#   CONFIG=scenes-spatial ORDER=encoder bash scripts/train-scenes.sh runs/spatial
+# lr 1e-3) before the renderer and the AR model read its tokens, as the shipped models/scenes was
+# made (PROBE_STEPS=0 skips it). With the defaults: 81 minutes measured end to end on the 2-core
+# machine (docs/scenes.md, "The whole recipe from scratch, end to end").
+# The spatial-token control of issue #19, raster order (the scene probe is the 1D tokenizer's, so off):
+#   CONFIG=scenes-spatial ORDER=encoder PROBE_STEPS=0 bash scripts/train-scenes.sh runs/spatial
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/scenes}
 TOK_STEPS=${TOK_STEPS:-6000}
-PROBE_STEPS=${PROBE_STEPS:-0}
+PROBE_STEPS=${PROBE_STEPS:-2000}
 REN_STEPS=${REN_STEPS:-3000}
-REN_MORE=${REN_MORE:-1500 1500}
-AR_STEPS=${AR_STEPS:-5000}
+REN_MORE=${REN_MORE:-1500}
+AR_STEPS=${AR_STEPS:-8000}
 ORDER=${ORDER:-ar}
 CONFIG=${CONFIG:-scenes}
 WORKERS=${WORKERS:-2}
@@ -70,10 +71,25 @@ stage tokenizer
   echo "$prev" > "$OUT/renderer-final"
 ) > "$OUT/renderer.log" 2>&1 &
 renderer=$!
-"${S[@]}" ar-train --tokenizer "$OUT/tokenizer" --data scenes --out "$OUT/ar-run" --config "$AR_CONFIG" --order "$ORDER" --steps "$AR_STEPS" --device wasm --resume
-stage "AR model"
-wait "$renderer" || { echo "train-scenes: the renderer failed, see $OUT/renderer.log" >&2; exit 1; }
+# the AR model on the other core, then on all WORKERS once the renderer is done: SIGTERM makes
+# ar-train finish its step, checkpoint it and exit 143 (src/node/stop.ts), and --resume goes on
+# from that step over more threads (the same batch, so the same run)
+AR=("${S[@]}" ar-train --tokenizer "$OUT/tokenizer" --data scenes --out "$OUT/ar-run" --config "$AR_CONFIG" --order "$ORDER" --steps "$AR_STEPS" --device wasm --resume)
+"${AR[@]}" &
+ar=$!
+wait "$renderer" || { kill -TERM "$ar" 2>/dev/null; echo "train-scenes: the renderer failed, see $OUT/renderer.log" >&2; exit 1; }
 stage renderer
+[ "$WORKERS" -gt 1 ] && { kill -TERM "$ar" 2>/dev/null || true; }
+rc=0
+wait "$ar" || rc=$?
+if [ "$rc" -eq 143 ]; then
+  echo "train-scenes: the AR model goes on over $WORKERS workers"
+  "${AR[@]}" --workers "$WORKERS"
+elif [ "$rc" -ne 0 ]; then
+  echo "train-scenes: the AR model failed (exit $rc)" >&2
+  exit 1
+fi
+stage "AR model"
 
 RENDERER_RUN=$(cat "$OUT/renderer-final")
 "${S[@]}" export --model "$RENDERER_RUN" --out "$OUT/$CONFIG" --weights int8 --name "$CONFIG" --device wasm
