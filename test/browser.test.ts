@@ -82,6 +82,7 @@ async function runPage(device: 'wasm' | 'auto', flags: string[], opts: { screens
       await page.waitForFunction(() => /^(done|error)/.test(document.querySelector('[data-testid=ask-status]')?.textContent ?? ''), null, { timeout: 300_000 });
       assert.equal(await page.textContent('[data-testid=ask-status]'), 'done');
       answers = await page.evaluate(() => (window as unknown as { selftokAnswers: string[] }).selftokAnswers);
+      if (opts.screenshot) await page.screenshot({ path: opts.screenshot, fullPage: true });
       // a word outside the vocabulary is refused on the page in one line, naming it
       await page.fill('#question', 'how many hexagons?');
       await page.click('#ask');
@@ -89,7 +90,7 @@ async function runPage(device: 'wasm' | 'auto', flags: string[], opts: { screens
       assert.match((await page.textContent('[data-testid=ask-status]')) ?? '', /^error: .*hexagons/);
       errors.splice(0, errors.length, ...errors.filter((e) => !/hexagons/.test(e)));
     }
-    if (opts.screenshot) await page.screenshot({ path: opts.screenshot, fullPage: true });
+    if (opts.screenshot && !opts.generate) await page.screenshot({ path: opts.screenshot, fullPage: true });
     return {
       backend: (await page.textContent('[data-testid=backend]')) ?? '',
       tokens: (await page.textContent('[data-testid=tokens]')) ?? '',
