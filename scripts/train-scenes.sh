@@ -11,14 +11,14 @@
 #
 #   bash scripts/train-scenes.sh [OUT]        (default runs/scenes)
 #
-# Step counts: TOK_STEPS (6000), PROBE_STEPS (2000), REN_STEPS (3000) then REN_MORE ("1500"), AR_STEPS (8000); AR token order: ORDER (ar);
+# Step counts: TOK_STEPS (6000), PROBE_STEPS (2000), REN_STEPS (3000) then REN_MORE ("1500"), AR_STEPS (12000); AR token order: ORDER (ar);
 # tokenizer config: CONFIG (scenes); AR config: AR_CONFIG (scenes, configs/ar/); WORKERS (2).
 # Writes OUT/$CONFIG (tokenizer + renderer, int8) and OUT/$CONFIG-ar (AR model, int8), and
 # prints the wall time of each stage.
 # PROBE_STEPS > 0 fine-tunes the tokenizer that many steps with the scene probe (configs/scenes-read.json,
 # lr 1e-3) before the renderer and the AR model read its tokens, as the shipped models/scenes was
-# made (PROBE_STEPS=0 skips it). With the defaults: 81 minutes measured end to end on the 2-core
-# machine (docs/scenes.md, "The whole recipe from scratch, end to end").
+# made (PROBE_STEPS=0 skips it). With the defaults: 87.5 minutes measured end to end on the 2-core
+# machine (docs/scenes.md, "12,000 AR steps in the 90 minutes", stop 38).
 # The spatial-token control of issue #19, raster order (the scene probe is the 1D tokenizer's, so off):
 #   CONFIG=scenes-spatial ORDER=encoder PROBE_STEPS=0 bash scripts/train-scenes.sh runs/spatial
 set -euo pipefail
@@ -28,7 +28,7 @@ TOK_STEPS=${TOK_STEPS:-6000}
 PROBE_STEPS=${PROBE_STEPS:-2000}
 REN_STEPS=${REN_STEPS:-3000}
 REN_MORE=${REN_MORE:-1500}
-AR_STEPS=${AR_STEPS:-8000}
+AR_STEPS=${AR_STEPS:-12000}
 ORDER=${ORDER:-ar}
 CONFIG=${CONFIG:-scenes}
 WORKERS=${WORKERS:-2}

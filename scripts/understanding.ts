@@ -3,16 +3,18 @@
 // caption, one JSON line each. The figures of `selftok geneval` without its generation half, so
 // that a model trained on understanding alone (or on a tokenizer without a renderer) is measured
 // quickly and on more scenes.
-//   node --import tsx scripts/understanding.ts AR_DIR [TOKENIZER_DIR] [N=100] [likelihood|decode]
-// (the last: how relation questions are answered, src/ar/ask.ts; default likelihood)
+//   node --import tsx scripts/understanding.ts AR_DIR [TOKENIZER_DIR] [N=100] [likelihood|decode] [greedy|WIDTH]
+// (how relation questions are answered, src/ar/ask.ts, default likelihood; how answers are
+// decoded: free greedy words, or a beam of WIDTH within each question's answer set, default 4)
 import { startDevice } from '../src/cli/common.ts';
 import { loadArPair } from '../src/node/models.ts';
 import { understanding } from '../src/ar/evaluate.ts';
-import { RELATION_METHODS, type RelationMethod } from '../src/ar/ask.ts';
+import { DEFAULT_BEAM, RELATION_METHODS, type RelationMethod } from '../src/ar/ask.ts';
 
-const [dir, tokenizerDir, n = '100', relations = 'likelihood'] = process.argv.slice(2);
-if (!dir || !(RELATION_METHODS as readonly string[]).includes(relations)) {
-  console.error('usage: node --import tsx scripts/understanding.ts AR_DIR [TOKENIZER_DIR] [N=100] [likelihood|decode]');
+const [dir, tokenizerDir, n = '100', relations = 'likelihood', decoding = String(DEFAULT_BEAM)] = process.argv.slice(2);
+const width = decoding === 'greedy' ? 0 : Number(decoding);
+if (!dir || !(RELATION_METHODS as readonly string[]).includes(relations) || !(Number.isInteger(width) && width >= 0)) {
+  console.error('usage: node --import tsx scripts/understanding.ts AR_DIR [TOKENIZER_DIR] [N=100] [likelihood|decode] [greedy|WIDTH]');
   process.exit(2);
 }
 await startDevice('wasm', true);
@@ -26,7 +28,7 @@ try {
 }
 const { ar, tokenizer } = loaded;
 for (const afterCaption of [false, true]) {
-  const u = await understanding(ar, tokenizer, Number(n), { afterCaption, relations: relations as RelationMethod });
+  const u = await understanding(ar, tokenizer, Number(n), { afterCaption, relations: relations as RelationMethod, ...(width ? { decoding: 'beam', beam: width } : { decoding: 'greedy' }) });
   const kinds = Object.fromEntries(Object.entries(u.byKind).map(([k, s]) => [k, +s.accuracy.toFixed(3)]));
-  console.log(JSON.stringify({ dir, scenes: u.scenes, afterCaption, captions: +u.captionExact.toFixed(3), questions: +u.questionAccuracy.toFixed(3), ...kinds, relationsBy: u.relationsBy, ...(u.relationDecoded ? { relationDecoded: +u.relationDecoded.accuracy.toFixed(3) } : {}) }));
+  console.log(JSON.stringify({ dir, scenes: u.scenes, afterCaption, captions: +u.captionExact.toFixed(3), questions: +u.questionAccuracy.toFixed(3), ...kinds, relationsBy: u.relationsBy, decoding: u.decoding, ...(u.relationDecoded ? { relationDecoded: +u.relationDecoded.accuracy.toFixed(3) } : {}) }));
 }

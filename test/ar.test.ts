@@ -6,20 +6,21 @@ import { wasm, microArConfig } from './helpers.ts';
 import { ArModel, sampleLogits, type TokenizerRef } from '../src/ar/ar-model.ts';
 import { AR_STATE_FILE, ArTrainer } from '../src/ar/train.ts';
 import { fineTuneArConfig, maskedNextTokenLoss, validateArConfig, type ArConfig } from '../src/ar/model.ts';
-import { batchArrays, codesOf, dialogue, imageToText, textToImage, visualIndices, visualWords } from '../src/ar/sequences.ts';
+import { batchArrays, codesOf, dialogue, imageToText, questionPrefix, textToImage, visualIndices, visualWords } from '../src/ar/sequences.ts';
 import { POOL_FILE, ScenesArData } from '../src/ar/data.ts';
 import { encodeSafetensors } from '../src/io/safetensors.ts';
 import type { Selftok } from '../src/tokenizer/model.ts';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { CAPTION_QUESTION, caption, questions, relationStatements, whereQuestions } from '../src/ar/text.ts';
-import { answerQuestions } from '../src/ar/ask.ts';
+import { CAPTION_QUESTION, allCaptions, answerSet, caption, questions, relationStatements, whereQuestions } from '../src/ar/text.ts';
+import { answerQuestions, captionImages } from '../src/ar/ask.ts';
+import { answerTrie, beamAnswers } from '../src/ar/beam.ts';
 import { numpy as np } from '@jax-js/jax';
 import { Vocab, SPECIALS, WORDS, FIRST_WORDS } from '../src/ar/vocab.ts';
 import { loadArModel } from '../src/node/models.ts';
 import { readSafetensors } from '../src/node/safetensors-files.ts';
-import { parsePrompt, sceneMaps, type Scene } from '../src/ar/scenes.ts';
+import { MAX_OBJECTS, parsePrompt, randomScene, sceneMaps, type Scene } from '../src/ar/scenes.ts';
 import { UserError } from '../src/util/errors.ts';
 import { Rng } from '../src/util/rng.ts';
 import { undoNearestUpscale } from '../src/io/pixels.ts';
@@ -471,10 +472,101 @@ test('answers by likelihood: log P(image | text) per token matches the training 
   assert.deepEqual(byLikelihood.slice(0, 3), ['yes', 'no', 'yes']);
   const decoded = await answerQuestions(m, codes, asked, { relations: 'decode' });
   assert.deepEqual(decoded.slice(0, 2), ['yes', 'yes']);
-  // questions that are not relations are decoded either way, as ArModel.answerEach does
+  // questions that are not relations are decoded either way: by default a canonical caption
+  // (beam.ts), with decoding 'greedy' the free words of ArModel.answerEach
   assert.equal(byLikelihood[3], decoded[3]);
-  assert.deepEqual([decoded[3]], await m.answerEach(Int32Array.from(left), [v.encode(CAPTION_QUESTION)], 3));
+  assert.ok(allCaptions().includes(decoded[3]), `a caption a scene can have: "${decoded[3]}"`);
+  const greedy = await answerQuestions(m, codes, asked, { relations: 'decode', decoding: 'greedy' });
+  assert.deepEqual([greedy[3]], await m.answerEach(Int32Array.from(left), [v.encode(CAPTION_QUESTION)], 20));
   trainer.dispose();
+});
+
+test('answer sets: every caption a scene can have (7,314, one per multiset of 1–4 objects), and each question form\'s answers; the truth of 2000 random scenes is always in its set', () => {
+  const all = allCaptions();
+  assert.equal(all.length, 7314);
+  assert.equal(new Set(all).size, all.length);
+  assert.ok(all.includes('two red circles and a blue square') && all.includes('four orange triangles') && all.includes('an orange circle'));
+  assert.ok(!all.includes('a red circle and a red circle') && !all.includes('a blue square and a red circle'), 'no repeated or out-of-order group');
+  const captions = new Set(answerSet(CAPTION_QUESTION)!.answers);
+  for (let seed = 0; seed < 2000; seed++) {
+    const scene = randomScene(seed, 64);
+    assert.ok(scene.objects.length <= MAX_OBJECTS);
+    assert.ok(captions.has(caption(scene)), caption(scene));
+    for (const qa of [...questions(scene), ...whereQuestions(scene)]) assert.ok(answerSet(qa.question)!.answers.includes(qa.answer), `${qa.question} ${qa.answer}`);
+  }
+  assert.deepEqual(answerSet('how many circles ?')!.answers, ['zero', 'one', 'two', 'three', 'four']);
+  assert.deepEqual(answerSet('is the circle above the square?')!.answers, ['yes', 'no']);
+  assert.equal(answerSet('what is the circle?'), null);
+});
+
+test('Decoder.reorder: rows take the cache of the rows named, and decode on as those rows would', async () => {
+  const model = ArModel.create(microAr(), TOK, 4);
+  const v = model.vocab;
+  const prefixes = [[1, 2, 3], [4, 5, 6], [7, 8, 9]].map((c) => questionPrefix(v, visualWords(v, [...c, 0, 1, 2], 'ar'), v.encode('how many circles?')));
+  const next = Int32Array.from([v.encode('two')[0], v.encode('one')[0], v.encode('zero')[0]]);
+  const d = model.decoder(3);
+  await d.prefillRows(prefixes);
+  d.reorder(Int32Array.from([2, 0, 0]));
+  const got = await d.feed(next);
+  d.dispose();
+  const e = model.decoder(3);
+  await e.prefillRows([prefixes[2], prefixes[0], prefixes[0]]);
+  const want = await e.feed(next);
+  e.dispose();
+  assert.equal(got.length, want.length);
+  for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - want[i]) < 1e-5, `logit ${i}: ${got[i]} vs ${want[i]}`);
+  model.dispose();
+});
+
+test('beam answers: with a width of at least the set\'s size, the answer of highest log P(answer, [EOS] | image, question), as scored by the full forward; narrower beams return answers of the set, no likelier', async () => {
+  const model = ArModel.create(microAr(), TOK, 9);
+  const v = model.vocab;
+  const T = model.cfg.maxLen;
+  const V = model.cfg.vocab;
+  const eos = v.special('[EOS]');
+  const set = ['a red circle', 'a red circle and a blue square', 'a red circle and a red square', 'two red circles', 'two red circles and a blue square', 'a blue square', 'three blue squares'].map((a) => v.encode(a));
+  const trie = answerTrie(set);
+  const images = [[1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1], [0, 0, 7, 7, 9, 9]];
+  const codes = Int32Array.from(images.flat());
+  const question = v.encode(CAPTION_QUESTION);
+  // every answer scored by one teacher-forced forward: log-softmax of each word and of [EOS]
+  const scored = await Promise.all(
+    images.map(async (img) => {
+      const prefix = questionPrefix(v, visualWords(v, img, 'ar'), question);
+      const rows = set.map((a) => [...prefix, ...a, eos]);
+      const ids = new Int32Array(set.length * T);
+      rows.forEach((r, i) => ids.set(r, i * T));
+      const logits = await model.logits(ids, set.length);
+      return rows.map((r, i) => {
+        let sum = 0;
+        for (let t = prefix.length - 1; t < r.length - 1; t++) {
+          const l = logits.subarray((i * T + t) * V, (i * T + t + 1) * V);
+          const max = Math.max(...l);
+          sum += l[r[t + 1]] - max - Math.log(l.reduce((z, x) => z + Math.exp(x - max), 0));
+        }
+        return sum;
+      });
+    }),
+  );
+  const exact = await beamAnswers(model, codes, images.map(() => question), images.map(() => trie), set.length);
+  exact.forEach((r, b) => {
+    const best = scored[b].indexOf(Math.max(...scored[b]));
+    assert.deepEqual(r.words, set[best], `image ${b}: ${v.decode(r.words)} vs ${v.decode(set[best])}`);
+    assert.ok(Math.abs(r.logp - scored[b][best]) < 1e-4, `image ${b}: log p ${r.logp} vs ${scored[b][best]}`);
+  });
+  for (const width of [1, 2]) {
+    const got = await beamAnswers(model, codes, images.map(() => question), images.map(() => trie), width);
+    got.forEach((r, b) => {
+      const i = set.findIndex((a) => a.join() === r.words.join());
+      assert.ok(i >= 0, `width ${width}, image ${b}: "${v.decode(r.words)}" is in the set`);
+      assert.ok(Math.abs(r.logp - scored[b][i]) < 1e-4 && r.logp <= exact[b].logp + 1e-6);
+    });
+  }
+  // the library's path: captions from the set of every caption
+  const caps = await captionImages(model, codes, images.length, { beam: 3 });
+  assert.equal(caps.length, 3);
+  for (const c of caps) assert.ok(allCaptions().includes(c), c);
+  model.dispose();
 });
 
 test('undoNearestUpscale: the exact image under a nearest-neighbour upscale (generate\'s PNGs); anything else is null', () => {

@@ -12,8 +12,7 @@ import { CHROMIUM, CHROMIUM_FLAGS as FLAGS, noChromium, type Server } from './ch
 import { encodePng, loadImage } from '../src/node/image.ts';
 import { psnr } from '../src/eval/metrics.ts';
 import { DEFAULT_CFG } from '../src/ar/ar-model.ts';
-import { answerQuestions } from '../src/ar/ask.ts';
-import { CAPTION_QUESTION } from '../src/ar/text.ts';
+import { answerQuestions, captionImages } from '../src/ar/ask.ts';
 import { loadSelftok, loadArModel } from '../src/node/models.ts';
 
 const ASKED = 'is the circle left of the square?';
@@ -131,7 +130,7 @@ test('browser, wasm: the page tokenizes a photo exactly as Node does, renders it
   const tokenizer = loadSelftok('models/scenes', ['encode', 'render']);
   const reader = loadArModel('models/scenes-ar');
   const codes = await tokenizer.encode(await tokenizer.render(want, 4), 4);
-  assert.deepEqual(r.captions, await reader.answer(codes, 4, reader.vocab.encode(CAPTION_QUESTION)));
+  assert.deepEqual(r.captions, await captionImages(reader, codes, 4));
   const words = reader.vocab.encode(ASKED, 'question');
   assert.deepEqual(r.answers, await answerQuestions(reader, codes, [0, 1, 2, 3].map((image) => ({ image, question: ASKED, words }))));
   assert.ok(r.answers!.every((a) => a === 'yes' || a === 'no'), `yes/no answers: ${r.answers}`);

@@ -6,7 +6,7 @@
 // become tokens again (the scenes encoder) and scenes-ar captions them and answers a question.
 // Query: ?model=<folder URL>&device=auto|webgpu|wasm (&ar=, &reader=, &tokenizer= for the scenes models).
 // For tests the page marks its state in data-testid elements (backend, tokens, status).
-import { setupDevice, Selftok, ArModel, DEFAULT_CFG, CAPTION_QUESTION, answerQuestions, loadImage, drawImage, type DeviceChoice } from '../src/browser.ts';
+import { setupDevice, Selftok, ArModel, DEFAULT_CFG, answerQuestions, captionImages, loadImage, drawImage, type DeviceChoice } from '../src/browser.ts';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 const q = new URLSearchParams(location.search);
@@ -97,7 +97,7 @@ async function main(): Promise<void> {
     $('gen-time').textContent = `(${((performance.now() - t) / 1000).toFixed(2)} s)`;
     const s = tokenizer.imageSize;
     readBack = { codes: await tokenizer.encode(px, n), n };
-    const caps = await reader.answer(readBack.codes, n, reader.vocab.encode(CAPTION_QUESTION));
+    const caps = await captionImages(reader, readBack.codes, n);
     page.selftokCaptions = caps;
     const row = $('generated');
     row.replaceChildren();

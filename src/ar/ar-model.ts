@@ -422,6 +422,19 @@ export class Decoder {
     return Float32Array.from((await r.logits.data()) as Float32Array);
   }
 
+  /**
+   * Rows of the cache by index: row r becomes what row `from[r]` was (beam search keeps the
+   * continuations of some rows in several rows and drops others).
+   */
+  reorder(from: Int32Array): void {
+    if (from.length !== this.B) throw new Error(`internal: reorder of ${from.length} rows in a decoder of ${this.B}`);
+    const idx = np.array(from, { dtype: np.int32 });
+    const take = (a: np.Array) => np.take(a, idx.ref, 0);
+    this.cache = { k: this.cache.k.map(take), v: this.cache.v.map(take) };
+    idx.dispose();
+    this.nextIndex = Int32Array.from(from, (r) => this.nextIndex[r]);
+  }
+
   dispose(): void {
     tree.dispose(this.cache as never);
   }

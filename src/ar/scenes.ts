@@ -172,12 +172,15 @@ export function holds(rel: Relation, a: { cx: number; cy: number }, b: { cx: num
   return a.cy - b.cy >= margin;
 }
 
+/** The most objects a scene holds (random scenes have 1 to this many; prompts name at most this many). */
+export const MAX_OBJECTS = 4;
+
 /** A random scene: 1–4 objects, random shapes and colours (the tokenizer's training data). */
 export function randomScene(seed: number, size: number): Scene {
   const rng = new Rng(seed);
   const [top, bottom] = background(rng);
   for (;;) {
-    const n = rng.int(1, 5);
+    const n = rng.int(1, MAX_OBJECTS + 1);
     const kinds = Array.from({ length: n }, () => ({ shape: rng.pick(SHAPES), colour: rng.pick(COLOURS) }));
     const objects = place(rng, size, kinds);
     if (objects) return { size, top, bottom, objects };

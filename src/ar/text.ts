@@ -1,7 +1,7 @@
 // What the AR model says about a scene (issue #18, item 5): the canonical caption and the
 // questions with one-word answers. Both are functions of the scene alone, so the training
 // targets and the evaluation's right answers are the same code.
-import { COLOURS, COUNT_WORDS, HELD_OUT_COMBOS, SHAPES, holds, withArticle, RELATIONS, type Relation, type Scene, type SceneObject, type Shape } from './scenes.ts';
+import { COLOURS, COUNT_WORDS, HELD_OUT_COMBOS, MAX_OBJECTS, SHAPES, holds, withArticle, RELATIONS, type Colour, type Relation, type Scene, type SceneObject, type Shape } from './scenes.ts';
 
 /** The question a caption answers (captions are asked like any other question). */
 export const CAPTION_QUESTION = 'what is in the image?';
@@ -104,4 +104,42 @@ function opposite(rel: Relation): Relation {
 /** Does the scene hold a colour–shape combination of the composition hold-out? (kept out of training captions) */
 export function showsHeldOutCombo(scene: Scene): boolean {
   return scene.objects.some((o) => HELD_OUT_COMBOS.some(([c, s]) => o.colour === c && o.shape === s));
+}
+
+/**
+ * Every caption a scene can have: `caption` of each multiset of 1 to MAX_OBJECTS colour–shape
+ * objects (7,314 of them), held-out combinations included. What constrained decoding chooses from.
+ */
+export function allCaptions(): string[] {
+  const kinds = SHAPES.flatMap((shape) => COLOURS.map((colour) => ({ shape, colour })));
+  const out: string[] = [];
+  const walk = (from: number, chosen: { shape: Shape; colour: Colour }[]) => {
+    if (chosen.length) out.push(caption({ size: 0, top: [0, 0, 0], bottom: [0, 0, 0], objects: chosen.map((k) => ({ ...k, cx: 0, cy: 0, r: 0 })) }));
+    if (chosen.length === MAX_OBJECTS) return;
+    for (let i = from; i < kinds.length; i++) walk(i, [...chosen, kinds[i]]);
+  };
+  walk(0, []);
+  return out;
+}
+
+const GRID_ANSWERS = ['top', 'middle', 'bottom'].flatMap((row) => ['left', 'centre', 'right'].map((col) => `${row} ${col}`));
+let captionsMemo: string[] | undefined;
+
+/** A question form and the answers it admits (`form` names the set: one set per form). */
+export type AnswerSet = { form: 'caption' | 'count' | 'colour' | 'yes/no' | 'where'; answers: readonly string[] };
+
+/**
+ * The answers a question admits, by its form (the forms of `questions`, `whereQuestions` and
+ * CAPTION_QUESTION): every caption, a number word from zero to MAX_OBJECTS, a colour, yes or no,
+ * a grid cell. null for any other question (answered unconstrained).
+ */
+export function answerSet(question: string): AnswerSet | null {
+  const q = question.trim().replace(/\s+/g, ' ').replace(/ \?$/, '?');
+  if (q === CAPTION_QUESTION) return { form: 'caption', answers: (captionsMemo ??= allCaptions()) };
+  const shape = `(${SHAPES.join('|')})`;
+  if (new RegExp(`^how many ${shape}s\\?$`).test(q)) return { form: 'count', answers: NUMBER_WORDS.slice(0, MAX_OBJECTS + 1) };
+  if (new RegExp(`^what colour is the ${shape}\\?$`).test(q)) return { form: 'colour', answers: COLOURS };
+  if (new RegExp(`^is the ${shape} (${RELATIONS.join('|')}) the ${shape}\\?$`).test(q)) return { form: 'yes/no', answers: ['yes', 'no'] };
+  if (new RegExp(`^where is the ${shape}\\?$`).test(q)) return { form: 'where', answers: GRID_ANSWERS };
+  return null;
 }

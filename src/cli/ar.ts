@@ -5,13 +5,13 @@ import { basename, dirname, join } from 'node:path';
 import { countParams, type Params } from '../nn/params.ts';
 import { readRgb, gridPng, encodePng } from '../node/image.ts';
 import { tokenFileJson } from '../io/tokens.ts';
-import { ArModel, DEFAULT_CFG, type ImageSampling } from '../ar/ar-model.ts';
+import { DEFAULT_CFG, type ImageSampling } from '../ar/ar-model.ts';
 import { HELD_OUT_SEED, geneval, pickDecoder, positionLoss, tokensToImages, understanding, type GenevalResult, type UnderstandingResult } from '../ar/evaluate.ts';
 import { tokenizerCeiling, type CeilingResult } from '../ar/ceiling.ts';
 import { loadArConfig, runArTraining } from '../ar/run.ts';
 import { CATEGORIES, randomScene, renderScene, toUnitRange } from '../ar/scenes.ts';
-import { CAPTION_QUESTION, caption } from '../ar/text.ts';
-import { RELATION_METHODS, answerQuestions } from '../ar/ask.ts';
+import { caption } from '../ar/text.ts';
+import { DEFAULT_BEAM, RELATION_METHODS, answerQuestions, captionImages, decodingOf } from '../ar/ask.ts';
 import type { Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
 import { OutputSet } from '../node/fsx.ts';
@@ -190,26 +190,18 @@ async function inputCodes(paths: string[], tokenizer: Selftok): Promise<{ codes:
   return { codes, names };
 }
 
-async function answerAll(ar: ArModel, codes: Int32Array, n: number, question: number[]): Promise<string[]> {
-  const out: string[] = [];
-  for (let s = 0; s < n; s += 16) {
-    const m = Math.min(16, n - s);
-    out.push(...(await ar.answer(codes.subarray(s * ar.tokenizer.K, (s + m) * ar.tokenizer.K), m, question)));
-  }
-  return out;
-}
-
 export function captionCommand(): Command {
   const cmd = new Command('caption')
     .description('describe scene images with the AR model (the canonical caption, e.g. "two red circles and a blue square")')
     .argument('<images...>', 'PNG/JPEG images of the tokenizer\'s size, or token files (.json/.npy) of its tokens')
     .option('--json', 'print JSON: [{ image, caption }]', false)
+    .addOption(beamOption())
     .addHelpText('after', '\nExample:\n  selftok caption scene1.png scene2.png --json\n');
   return deviceOption(arModelOption(cmd)).action(async (images: string[], o) => {
     await startDevice(o.device, o.json);
     const { ar, tokenizer } = await loadArPair(o.model, o.tokenizer);
     const { codes, names } = await inputCodes(images, tokenizer);
-    const caps = await answerAll(ar, codes, names.length, ar.vocab.encode(CAPTION_QUESTION));
+    const caps = await captionImages(ar, codes, names.length, decodingOf(o.beam));
     if (o.json) console.log(JSON.stringify(names.map((image, i) => ({ image, caption: caps[i] })), null, 2));
     else for (const [i, p] of names.entries()) console.log(`${p}: ${caps[i]}`);
   });
@@ -221,6 +213,7 @@ export function askCommand(): Command {
     .argument('<image>', 'a PNG/JPEG image of the tokenizer\'s size, or a token file of one image')
     .argument('<question>', '"how many {shape}s?", "what colour is the {shape}?" or "is the {shape} {rel} the {shape}?"')
     .addOption(relationsOption())
+    .addOption(beamOption())
     .addHelpText('after', '\nExamples:\n  selftok ask scene.png "how many circles?"\n  selftok ask scene.png "is the circle left of the square?"\n');
   return deviceOption(arModelOption(cmd)).action(async (image: string, question: string, o) => {
     await startDevice(o.device, true);
@@ -228,9 +221,16 @@ export function askCommand(): Command {
     const words = ar.vocab.encode(question, 'question'); // an unknown word is refused before the image is read
     const { codes, names } = await inputCodes([image], tokenizer);
     if (names.length !== 1) throw new UserError(`${image}: holds ${names.length} images; ask about one`);
-    const [answer] = await answerQuestions(ar, codes, [{ image: 0, question, words }], { relations: o.relations });
+    const [answer] = await answerQuestions(ar, codes, [{ image: 0, question, words }], { relations: o.relations, ...decodingOf(o.beam) });
     console.log(answer);
   });
+}
+
+/** How answers are decoded (src/ar/ask.ts, src/ar/beam.ts). */
+function beamOption(): Option {
+  return new Option('--beam <w>', 'answers and captions: the most likely among the answers the question admits (every canonical caption, a number, a colour, yes/no), by a beam of W; 0 = free greedy words')
+    .argParser(parseInt10('--beam'))
+    .default(DEFAULT_BEAM);
 }
 
 /** How relation questions are answered (src/ar/ask.ts). */
@@ -263,6 +263,7 @@ export function genevalCommand(): Command {
     .option('--prompts <n>', 'held-out prompts per category', parseInt10('--prompts', 1), 24)
     .option('--scenes <n>', 'held-out scenes for captions and questions', parseInt10('--scenes', 1), 100)
     .addOption(relationsOption())
+    .addOption(beamOption())
     .addHelpText('after', '\nExample:\n  selftok geneval --model models/scenes-ar --report out/geneval.md --json out/geneval.json --per-prompt 4\n');
   return deviceOption(samplingOptions(arModelOption(cmd))).action(async (o) => {
     if (!o.report.endsWith('.md')) throw new UserError(`--report ${o.report}: must be a .md file`);
@@ -273,7 +274,7 @@ export function genevalCommand(): Command {
     const g = await geneval(ar, tokenizer, { perPrompt: o.perPrompt, promptsPerCategory: o.prompts, sampling: sampling(o), decoder: o.decoder, onPrompt: (d) => bar.update(d) });
     bar.stop();
     const ceiling = await tokenizerCeiling(tokenizer, { perCategory: o.prompts * o.perPrompt, decoder: g.settings.decoder });
-    const u = await understanding(ar, tokenizer, o.scenes, { relations: o.relations });
+    const u = await understanding(ar, tokenizer, o.scenes, { relations: o.relations, ...decodingOf(o.beam) });
     const pl = await positionLoss(ar, tokenizer, o.prompts);
     const report: GenevalReport = {
       overall: g.overall,
@@ -327,6 +328,9 @@ function genevalMarkdown(r: GenevalReport): string {
         ? `, answered by the likelihood of the image under the statement and its opposite; decoded yes/no: ${pct(r.understanding.relationDecoded?.accuracy ?? NaN)})`
         : ', decoded yes/no)') +
       (r.understanding.byKind.where ? `; where questions (a training aid, not in the accuracy) ${pct(r.understanding.byKind.where.accuracy)} of ${r.understanding.byKind.where.n}.` : '.'),
+    r.understanding.decoding.method === 'beam'
+      ? `Captions and decoded answers: the most likely among the answers each question admits (every canonical caption, a number, a colour), beam ${r.understanding.decoding.beam} (\`--beam\`; 0 = free greedy words).`
+      : 'Captions and decoded answers: free greedy words (`--beam 0`).',
     `Scenes that show a hold-out combination (${r.understanding.heldOutCombos.scenes}): caption ${pct(r.understanding.heldOutCombos.captionExact)}, questions ${pct(r.understanding.heldOutCombos.questionAccuracy)}.`,
     '',
     '| truth | predicted |',
@@ -384,7 +388,7 @@ export async function arDemo(dir: string, generator: string, out: OutputSet, out
   const scenes = [0, 1].map((i) => randomScene((HELD_OUT_SEED + 1000 + i) >>> 0, size));
   const x = new Float32Array(2 * per);
   scenes.forEach((sc, i) => x.set(toUnitRange(renderScene(sc)), i * per));
-  const caps = await ar.answer(await tokenizer.encode(x, 2), 2, ar.vocab.encode(CAPTION_QUESTION));
+  const caps = await captionImages(ar, await tokenizer.encode(x, 2), 2);
   out.add(join(outDir, 'captions.png'), await gridPng([[x.subarray(0, per), x.subarray(per)]], size, scale));
   scenes.forEach((sc, i) => lines.push(`caption of held-out scene ${i + 1} (captions.png, ${basename(dir)}): "${caps[i]}"; truth "${caption(sc)}"`));
   if (gen !== ar) gen.dispose();
