@@ -28,7 +28,7 @@ try {
 }
 const { ar, tokenizer } = loaded;
 for (const afterCaption of [false, true]) {
-  const u = await understanding(ar, tokenizer, Number(n), { afterCaption, relations: relations as RelationMethod, ...(width ? { decoding: 'beam', beam: width } : { decoding: 'greedy' }) });
+  const u = await understanding(ar, tokenizer, Number(n), { afterCaption, relations: relations as RelationMethod, beam: width });
   const kinds = Object.fromEntries(Object.entries(u.byKind).map(([k, s]) => [k, +s.accuracy.toFixed(3)]));
   console.log(JSON.stringify({ dir, scenes: u.scenes, afterCaption, captions: +u.captionExact.toFixed(3), questions: +u.questionAccuracy.toFixed(3), ...kinds, relationsBy: u.relationsBy, decoding: u.decoding, ...(u.relationDecoded ? { relationDecoded: +u.relationDecoded.accuracy.toFixed(3) } : {}) }));
 }

@@ -14,7 +14,7 @@ export { psnr, ssim } from './eval/metrics.ts';
 export { UserError } from './util/errors.ts';
 // The AR model on Selftok tokens (text → image, image → text; issue #18).
 export { ArModel, DEFAULT_CFG, type ImageSampling, type TokenizerRef } from './ar/ar-model.ts';
-export { answerQuestions, captionImages, DEFAULT_BEAM, RELATION_METHODS, DECODINGS, type Asked, type AskOptions, type Decoding, type RelationMethod } from './ar/ask.ts';
+export { answerQuestions, captionImages, DEFAULT_BEAM, RELATION_METHODS, type Asked, type AskOptions, type RelationMethod } from './ar/ask.ts';
 export { CAPTION_QUESTION } from './ar/text.ts';
 export { parsePrompt, promptText, renderScene, randomScene, sceneForPrompt, type PromptSpec, type Scene } from './ar/scenes.ts';
 export { scorePrompt, detect } from './ar/scorer.ts';

@@ -12,7 +12,7 @@
 //
 // Decoded answers are chosen by default among the answers the question admits (text.ts
 // answerSet), by a beam over them (beam.ts): the most likely caption rather than the greedy word
-// path. `decoding: 'greedy'` gives the free greedy words, as the models were evaluated up to stop 37.
+// path. `beam: 0` gives the free greedy words, as the models were evaluated up to stop 37.
 import type { ArModel } from './ar-model.ts';
 import type { Vocab } from './vocab.ts';
 import { answerTrie, beamAnswers, type AnswerTrie } from './beam.ts';
@@ -22,13 +22,14 @@ import { CAPTION_QUESTION, answerSet, relationStatements, type AnswerSet } from 
 export const RELATION_METHODS = ['likelihood', 'decode'] as const;
 export type RelationMethod = (typeof RELATION_METHODS)[number];
 
-/** How decoded answers are chosen: a beam within the question's answer set (default) or free greedy words. */
-export const DECODINGS = ['beam', 'greedy'] as const;
-export type Decoding = (typeof DECODINGS)[number];
 /** The default beam width (docs/scenes.md, stop 38: width 1, 2, 4, 8 measured). */
 export const DEFAULT_BEAM = 4;
 
-export type AskOptions = { relations?: RelationMethod; decoding?: Decoding; beam?: number; maxWords?: number };
+/**
+ * `beam`: decoded answers are the most likely within the question's answer set by a beam of this
+ * width (default DEFAULT_BEAM); 0 = free greedy words (at most `maxWords`).
+ */
+export type AskOptions = { relations?: RelationMethod; beam?: number; maxWords?: number };
 
 const tries = new WeakMap<Vocab, Map<AnswerSet['form'], AnswerTrie>>();
 /** The prefix tree of a question form's answers in a vocabulary's word ids (built once per form). */
@@ -55,16 +56,17 @@ export async function answerQuestions(ar: ArModel, codes: Int32Array, asked: Ask
   // decoded questions by (length, constrained or not): rows of one batch decode in lockstep
   const groups = new Map<string, { i: number; words: number[]; trie: AnswerTrie | null }[]>();
   const likelihood = (o.relations ?? 'likelihood') === 'likelihood';
-  const beam = (o.decoding ?? 'beam') === 'beam';
   const width = o.beam ?? DEFAULT_BEAM;
   asked.forEach((a, i) => {
     const st = likelihood ? relationStatements(a.question) : null;
     if (st) return void byLikelihood.push({ i, ...st });
     const words = a.words ?? ar.vocab.encode(a.question, 'question');
-    const set = beam ? answerSet(a.question) : null;
+    const set = width > 0 ? answerSet(a.question) : null;
     const trie = set ? trieFor(ar.vocab, set) : null;
     const key = `${words.length} ${trie ? 'set' : 'free'}`;
-    groups.set(key, [...(groups.get(key) ?? []), { i, words, trie }]);
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = []));
+    group.push({ i, words, trie });
   });
   for (const group of groups.values()) {
     // a beam decodes width rows per question
@@ -98,9 +100,4 @@ export async function answerQuestions(ar: ArModel, codes: Int32Array, asked: Ask
 /** The caption of each of n images (codes: n × K, encoder order): `what is in the image?` asked of each. */
 export async function captionImages(ar: ArModel, codes: Int32Array, n: number, o: AskOptions = {}): Promise<string[]> {
   return answerQuestions(ar, codes, Array.from({ length: n }, (_, image) => ({ image, question: CAPTION_QUESTION })), o);
-}
-
-/** `--beam W` of the commands: 0 = free greedy words, else a beam of W within the answer set. */
-export function decodingOf(beam: number): Pick<AskOptions, 'decoding' | 'beam'> {
-  return beam > 0 ? { decoding: 'beam', beam } : { decoding: 'greedy' };
 }

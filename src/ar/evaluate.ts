@@ -12,7 +12,7 @@ import { CATEGORIES, namesHeldOutCombo, promptOf, promptText, randomScene, scene
 import { scorePrompt } from './scorer.ts';
 import { CAPTION_QUESTION, caption, questions, showsHeldOutCombo, whereQuestions, type QA } from './text.ts';
 import { tokenizeScenes } from './data.ts';
-import { answerQuestions, captionImages, DEFAULT_BEAM, type AskOptions, type Decoding, type RelationMethod } from './ask.ts';
+import { answerQuestions, captionImages, DEFAULT_BEAM, type AskOptions, type RelationMethod } from './ask.ts';
 
 /** Held-out scene seeds start here (training seeds are below 2³¹). */
 export const HELD_OUT_SEED = 0x80000000;
@@ -112,7 +112,7 @@ export type UnderstandingResult = {
   /** How relation questions were answered (ask.ts): likelihood of the image under the two statements, or decoded yes/no. */
   relationsBy: RelationMethod;
   /** How decoded answers and captions were chosen (ask.ts): a beam of `beam` within the answer set, or free greedy words. */
-  decoding: { method: Decoding; beam?: number };
+  decoding: { method: 'beam'; beam: number } | { method: 'greedy' };
   /** With relationsBy 'likelihood': the same relation questions answered by decoding yes/no. */
   relationDecoded?: { n: number; accuracy: number };
   examples: { caption: string; predicted: string }[];
@@ -126,7 +126,7 @@ export type UnderstandingResult = {
  * questions after the caption). `relations`: how relation questions are answered (ask.ts;
  * default by likelihood; the caption turn does not enter a likelihood answer).
  */
-export async function understanding(ar: ArModel, tokenizer: Selftok, n: number, o: { afterCaption?: boolean } & Pick<AskOptions, 'relations' | 'decoding' | 'beam'> = {}): Promise<UnderstandingResult> {
+export async function understanding(ar: ArModel, tokenizer: Selftok, n: number, o: { afterCaption?: boolean } & Pick<AskOptions, 'relations' | 'beam'> = {}): Promise<UnderstandingResult> {
   const size = tokenizer.cfg.image.size;
   const K = tokenizer.cfg.K;
   const scenes = Array.from({ length: n }, (_, i) => randomScene((HELD_OUT_SEED + i) >>> 0, size));
@@ -142,13 +142,13 @@ export async function understanding(ar: ArModel, tokenizer: Selftok, n: number, 
   if (where) kinds.where = { ok: 0, n: 0 };
   const examples: UnderstandingResult['examples'] = [];
   const relations = o.relations ?? 'likelihood';
+  const beam = o.beam ?? DEFAULT_BEAM;
   const decoded = { ok: 0, n: 0 };
   const B = 16;
   for (let s = 0; s < n; s += B) {
     const m = Math.min(B, n - s);
     const batch = codes.subarray(s * K, (s + m) * K);
-    const decoding = { decoding: o.decoding, beam: o.beam };
-    const caps = await captionImages(ar, batch, m, decoding);
+    const caps = await captionImages(ar, batch, m, { beam });
     for (let b = 0; b < m; b++) {
       const scene = scenes[s + b];
       const into = showsHeldOutCombo(scene) ? combo : main;
@@ -164,7 +164,7 @@ export async function understanding(ar: ArModel, tokenizer: Selftok, n: number, 
     };
     const asked = (scene: Scene) => [...questions(scene), ...(where ? whereQuestions(scene) : [])];
     const asks = scenes.slice(s, s + m).flatMap((scene, b) => asked(scene).map((qa) => ({ image: b, qa, question: qa.question, words: turn(b, ar.vocab.encode(qa.question)) })));
-    const got = await answerQuestions(ar, batch, asks, { relations, ...decoding });
+    const got = await answerQuestions(ar, batch, asks, { relations, beam });
     asks.forEach((a, i) => {
       const into = showsHeldOutCombo(scenes[s + a.image]) ? combo : main;
       // where questions are a training aid, scored apart from the issue's question set
@@ -174,7 +174,7 @@ export async function understanding(ar: ArModel, tokenizer: Selftok, n: number, 
     if (relations === 'likelihood') {
       // the same relation questions decoded, for the record beside the likelihood answers
       const rel = asks.filter((a) => a.qa.kind === 'relation' && !showsHeldOutCombo(scenes[s + a.image]));
-      const dec = await answerQuestions(ar, batch, rel, { relations: 'decode', ...decoding });
+      const dec = await answerQuestions(ar, batch, rel, { relations: 'decode', beam });
       rel.forEach((a, i) => tally(decoded, dec[i] === a.qa.answer));
     }
   }
@@ -186,7 +186,7 @@ export async function understanding(ar: ArModel, tokenizer: Selftok, n: number, 
     byKind: Object.fromEntries(Object.entries(kinds).map(([k, s]) => [k, { n: s.n, accuracy: rate(s) }])) as UnderstandingResult['byKind'],
     heldOutCombos: { scenes: combo.cap.n, captionExact: rate(combo.cap), questionAccuracy: rate(combo.q) },
     relationsBy: relations,
-    decoding: (o.decoding ?? 'beam') === 'beam' ? { method: 'beam', beam: o.beam ?? DEFAULT_BEAM } : { method: 'greedy' },
+    decoding: beam > 0 ? { method: 'beam', beam } : { method: 'greedy' },
     ...(relations === 'likelihood' ? { relationDecoded: { n: decoded.n, accuracy: rate(decoded) } } : {}),
     examples,
   };

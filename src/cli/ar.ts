@@ -11,7 +11,7 @@ import { tokenizerCeiling, type CeilingResult } from '../ar/ceiling.ts';
 import { loadArConfig, runArTraining } from '../ar/run.ts';
 import { CATEGORIES, randomScene, renderScene, toUnitRange } from '../ar/scenes.ts';
 import { caption } from '../ar/text.ts';
-import { DEFAULT_BEAM, RELATION_METHODS, answerQuestions, captionImages, decodingOf } from '../ar/ask.ts';
+import { DEFAULT_BEAM, RELATION_METHODS, answerQuestions, captionImages } from '../ar/ask.ts';
 import type { Selftok } from '../tokenizer/model.ts';
 import { UserError } from '../util/errors.ts';
 import { OutputSet } from '../node/fsx.ts';
@@ -201,7 +201,7 @@ export function captionCommand(): Command {
     await startDevice(o.device, o.json);
     const { ar, tokenizer } = await loadArPair(o.model, o.tokenizer);
     const { codes, names } = await inputCodes(images, tokenizer);
-    const caps = await captionImages(ar, codes, names.length, decodingOf(o.beam));
+    const caps = await captionImages(ar, codes, names.length, { beam: o.beam });
     if (o.json) console.log(JSON.stringify(names.map((image, i) => ({ image, caption: caps[i] })), null, 2));
     else for (const [i, p] of names.entries()) console.log(`${p}: ${caps[i]}`);
   });
@@ -221,7 +221,7 @@ export function askCommand(): Command {
     const words = ar.vocab.encode(question, 'question'); // an unknown word is refused before the image is read
     const { codes, names } = await inputCodes([image], tokenizer);
     if (names.length !== 1) throw new UserError(`${image}: holds ${names.length} images; ask about one`);
-    const [answer] = await answerQuestions(ar, codes, [{ image: 0, question, words }], { relations: o.relations, ...decodingOf(o.beam) });
+    const [answer] = await answerQuestions(ar, codes, [{ image: 0, question, words }], { relations: o.relations, beam: o.beam });
     console.log(answer);
   });
 }
@@ -274,7 +274,7 @@ export function genevalCommand(): Command {
     const g = await geneval(ar, tokenizer, { perPrompt: o.perPrompt, promptsPerCategory: o.prompts, sampling: sampling(o), decoder: o.decoder, onPrompt: (d) => bar.update(d) });
     bar.stop();
     const ceiling = await tokenizerCeiling(tokenizer, { perCategory: o.prompts * o.perPrompt, decoder: g.settings.decoder });
-    const u = await understanding(ar, tokenizer, o.scenes, { relations: o.relations, ...decodingOf(o.beam) });
+    const u = await understanding(ar, tokenizer, o.scenes, { relations: o.relations, beam: o.beam });
     const pl = await positionLoss(ar, tokenizer, o.prompts);
     const report: GenevalReport = {
       overall: g.overall,
