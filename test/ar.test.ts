@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { wasm, microArConfig } from './helpers.ts';
 import { ArModel, sampleLogits, type TokenizerRef } from '../src/ar/ar-model.ts';
 import { AR_STATE_FILE, ArTrainer } from '../src/ar/train.ts';
-import { fineTuneArConfig, maskedNextTokenLoss, validateArConfig, type ArConfig } from '../src/ar/model.ts';
+import { fineTuneArConfig, maskedNextTokenLoss, rope, ropeTables, validateArConfig, type ArConfig } from '../src/ar/model.ts';
+import { oneHot } from '../src/nn/layers.ts';
 import { batchArrays, codesOf, dialogue, imageToText, questionPrefix, textToImage, visualIndices, visualWords } from '../src/ar/sequences.ts';
 import { POOL_FILE, ScenesArData } from '../src/ar/data.ts';
 import { encodeSafetensors } from '../src/io/safetensors.ts';
@@ -16,7 +17,7 @@ import { join, resolve } from 'node:path';
 import { CAPTION_QUESTION, allCaptions, answerSet, caption, questions, relationStatements, whereQuestions } from '../src/ar/text.ts';
 import { answerQuestions, captionImages } from '../src/ar/ask.ts';
 import { answerTrie, beamAnswers } from '../src/ar/beam.ts';
-import { numpy as np } from '@jax-js/jax';
+import { nn, numpy as np, random } from '@jax-js/jax';
 import { Vocab, SPECIALS, WORDS, FIRST_WORDS } from '../src/ar/vocab.ts';
 import { loadArModel } from '../src/node/models.ts';
 import { readSafetensors } from '../src/node/safetensors-files.ts';
@@ -583,4 +584,32 @@ test('undoNearestUpscale: the exact image under a nearest-neighbour upscale (gen
   assert.equal(undoNearestUpscale({ data: touched, width: size * f, height: size * f }, size), null);
   assert.equal(undoNearestUpscale({ data: big.subarray(0, size * f * (size * f - 3) * 3), width: size * f, height: size * f - 3 }, size), null);
   assert.equal(undoNearestUpscale({ data: new Uint8Array(20 * 20 * 3), width: 20, height: 20 }, size), null);
+});
+
+test('rope and oneHot as the step computes them (issue #21): bit for bit the slice-and-concatenate rotation and jax-js\'s nn.oneHot', async () => {
+  const [B, T, H, hd] = [2, 5, 3, 8];
+  const half = hd / 2;
+  const tables = ropeTables(T, hd, 10000);
+  const x = random.normal(random.key(3), [B, T, H, hd]);
+  const xs = (await x.ref.data()) as Float32Array;
+  const table = (t: Float32Array) => np.array(t).reshape([T, half]);
+  const got = (await rope(x.ref, table(tables.cos), table(tables.sin)).data()) as Float32Array;
+  const c = table(tables.cos).reshape([1, T, 1, half]);
+  const s = table(tables.sin).reshape([1, T, 1, half]);
+  const x1 = x.ref.slice([], [], [], [0, half]);
+  const x2 = x.slice([], [], [], [half, hd]);
+  const want = (await np.concatenate([x1.ref.mul(c.ref).sub(x2.ref.mul(s.ref)), x2.mul(c).add(x1.mul(s))], -1).data()) as Float32Array;
+  assert.equal(got.length, B * T * H * hd);
+  assert.deepEqual(new Uint32Array(got.buffer), new Uint32Array(want.buffer));
+  // position 0 is left as it is (cos 1, sin 0); position 1 is rotated
+  const at = (t: number) => [...Array(H * hd).keys()].map((j) => j + t * H * hd);
+  assert.deepEqual(at(0).map((i) => got[i]), at(0).map((i) => xs[i]));
+  assert.ok(at(1).some((i) => Math.abs(got[i] - xs[i]) > 1e-3));
+
+  const ids = np.array([0, 9, 3, 3, 7, 1], { dtype: np.int32 }).reshape([2, 3]);
+  const mine = oneHot(ids.ref, 10);
+  assert.deepEqual(mine.shape, [2, 3, 10]);
+  const rows = (await mine.data()) as Float32Array;
+  assert.deepEqual([...rows], [...((await nn.oneHot(ids, 10).data()) as Float32Array)]);
+  assert.deepEqual([...rows.slice(10, 20)], [0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
 });

@@ -9,7 +9,7 @@
 // (sampling). The cache is written at the position by a one-hot blend, so one compiled step
 // serves every position.
 import { numpy as np, nn } from '@jax-js/jax';
-import { chunk, initLinear, linear, type Linear } from '../nn/layers.ts';
+import { chunk, initLinear, linear, oneHot, type Linear } from '../nn/layers.ts';
 import { Init } from '../nn/params.ts';
 import type { OptimizerSettings } from '../nn/optim.ts';
 import { UserError } from '../util/errors.ts';
@@ -226,32 +226,33 @@ export function ropeTables(n: number, headDim: number, base: number): { cos: Flo
 /**
  * Rotate the (first half, second half) pairs of each head (the "rotate half" form of RoPE,
  * Su et al. 2021, as in LLaMA's Hugging Face port). x: B×T×H×hd; cos, sin: T×hd/2.
+ * (x₁, x₂) → (x₁·c − x₂·s, x₂·c + x₁·s), written as x·c + flip(x)·s·(−1, +1) over a pair axis:
+ * the same operations on the same values (so the same bits) without slicing the halves and
+ * concatenating them again, which jax-js lowers as a sum of zero-padded reads (issue #21).
  */
-function rope(x: np.Array, cos: np.Array, sin: np.Array): np.Array {
+export function rope(x: np.Array, cos: np.Array, sin: np.Array): np.Array {
   const [B, T, H, hd] = x.shape;
   const half = hd / 2;
-  const c = cos.reshape([1, T, 1, half]);
-  const s = sin.reshape([1, T, 1, half]);
-  const x1 = x.ref.slice([], [], [], [0, half]);
-  const x2 = x.slice([], [], [], [half, hd]);
-  void B;
-  void H;
-  return np.concatenate([x1.ref.mul(c.ref).sub(x2.ref.mul(s.ref)), x2.mul(c).add(x1.mul(s))], -1);
+  const pairs = x.reshape([B, T, H, 2, half]);
+  const c = cos.reshape([1, T, 1, 1, half]);
+  const s = sin.reshape([1, T, 1, 1, half]);
+  const swapped = np.flip(pairs.ref, 3);
+  const sign = np.array([-1, 1]).reshape([1, 1, 1, 2, 1]);
+  return pairs.mul(c).add(swapped.mul(s).mul(sign)).reshape([B, T, H, hd]);
 }
-
 /**
  * Token ids B×T (int32) → embeddings B×T×D, as a one-hot product so the gradient reaches the
  * table; plus, with visual positions, the embedding of each visual token's index in its image
  * (`vpos` B×T: 0..K−1, or K for a token that is not in an image, which adds nothing).
  */
 function embed(p: ArParams, ids: np.Array, vpos: np.Array, vocab: number): np.Array {
-  const x = np.matmul(nn.oneHot(ids, vocab), p.embed.ref);
+  const x = np.matmul(oneHot(ids, vocab), p.embed.ref);
   if (!p.visualPos) {
     vpos.dispose();
     return x;
   }
   const K = p.visualPos.shape[0];
-  const at = nn.oneHot(vpos, K + 1).slice([], [], [0, K]); // vpos is B×T
+  const at = oneHot(vpos, K + 1).slice([], [], [0, K]); // vpos is B×T
   return x.add(np.matmul(at, p.visualPos.ref));
 }
 
@@ -384,7 +385,7 @@ export function arStep(p: ArParams, cfg: ArConfig, ids: np.Array, vpos: np.Array
  */
 export function maskedNextTokenLoss(logits: np.Array, targets: np.Array, mask: np.Array, vocab: number): np.Array {
   const logp = nn.logSoftmax(logits, -1);
-  const nll = logp.mul(nn.oneHot(targets, vocab)).sum(-1).mul(-1);
+  const nll = logp.mul(oneHot(targets, vocab)).sum(-1).mul(-1);
   const total = mask.ref.sum();
   return nll.mul(mask).sum().div(np.maximum(total, 1));
 }

@@ -89,6 +89,15 @@ export function attention(q: np.Array, k: np.Array, v: np.Array, heads: number, 
   return nn.dotProductAttention(qh, kh, vh, opts).reshape([B, L, D]);
 }
 
+/**
+ * One-hot rows (float32, …×n) of integer ids, by comparing each id with 0…n−1: one element-wise
+ * kernel. jax-js's nn.oneHot takes rows of an n×n identity instead, a gather per element
+ * (2.4 ms for scenes-ar's 2048 targets × 560 words on wasm, issue #21). The same values.
+ */
+export function oneHot(ids: np.Array, n: number): np.Array {
+  return ids.reshape([...ids.shape, 1]).equal(np.arange(n)).astype(np.float32);
+}
+
 /** Split the last axis into n equal parts. */
 export function chunk(x: np.Array, n: number): np.Array[] {
   return np.split(x, n, -1);

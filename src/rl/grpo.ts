@@ -13,6 +13,7 @@
 // word), so the loss masks the text words out of the softmax too.
 import { nn, numpy as np } from '@jax-js/jax';
 import { tokenStats } from '../ar/ar-model.ts';
+import { oneHot } from '../nn/layers.ts';
 
 /** A group's advantages: (r − mean) / (std + ε), std with Bessel's correction (as TRL's GRPO); 0 for a group of equal rewards. */
 export function groupAdvantages(rewards: ArrayLike<number>, G: number, eps = 1e-4): Float32Array {
@@ -53,7 +54,7 @@ export function grpoLoss(logits: np.Array, targets: np.Array, mask: np.Array, ad
   const V = logits.shape[2];
   const logpAll = nn.logSoftmax(logits.add(visualBias), -1);
   // off the mask the target may be a text word (≈ −1e4 here); zero it before it meets exp()
-  const logp = logpAll.mul(nn.oneHot(targets, V)).sum(-1).mul(mask.ref);
+  const logp = logpAll.mul(oneHot(targets, V)).sum(-1).mul(mask.ref);
   const [B] = advantages.shape;
   const pg = logp.ref.mul(advantages.reshape([B, 1])).mul(-1);
   const d = logpRef.sub(logp).mul(mask.ref);
