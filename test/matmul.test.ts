@@ -5,7 +5,8 @@
 // and on odd sizes that take the scalar tails.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { jit, numpy as np, random } from '@jax-js/jax';
+import { grad, jit, numpy as np, random } from '@jax-js/jax';
+import { Rng } from '../src/util/rng.ts';
 import { setupDevice } from '../src/node/device.ts';
 import { traceStep } from '../src/engine/profile.ts';
 
@@ -144,4 +145,56 @@ test('strided copies on wasm (transposes, head splits, slices, pads, flips) read
     for (let i = 0; i < got.length; i++) if (got[i] !== want[i]) bad++;
     assert.equal(bad, 0, `${c.name}: ${bad} of ${got.length} elements differ`);
   }
+});
+
+test('concatenations, gradients of slices and row-broadcast reads on wasm (one loop per row segment, pointers set per row) give exact values, −0 and NaN included', async () => {
+  const specials = [-0, 0, NaN, Infinity, -Infinity, 1e-40, -3.5];
+  const rng = new Rng(7);
+  const fill = (n: number) => Float32Array.from({ length: n }, (_, i) => (i % 5 === 0 ? specials[rng.int(0, specials.length)] : rng.normal()));
+  const cases: { name: string; shapes: number[][]; axis: number }[] = [
+    { name: 'q, k, v gradients', shapes: [[32, 64, 128], [32, 64, 128], [32, 64, 128]], axis: 2 }, // four lanes at a time
+    { name: 'odd widths', shapes: [[5, 7, 3], [5, 7, 6]], axis: 2 }, // segments of 3 and 6: one lane at a time
+    { name: 'joint keys', shapes: [[16, 32, 160], [16, 64, 160]], axis: 1 }, // a test per row
+    { name: 'batches', shapes: [[3, 5, 12], [2, 5, 12]], axis: 0 },
+  ];
+  for (const c of cases) {
+    const srcs = c.shapes.map((s) => fill(s.reduce((p, x) => p * x, 1)));
+    const outShape = c.shapes[0].map((d, i) => (i === c.axis ? c.shapes.reduce((p, s) => p + s[i], 0) : d));
+    const want = new Float32Array(outShape.reduce((p, x) => p * x, 1));
+    const st = stridesOf(outShape);
+    for (let g = 0; g < want.length; g++) {
+      const idx = st.map((s, i) => Math.floor(g / s) % outShape[i]);
+      let k = 0;
+      while (idx[c.axis] >= c.shapes[k][c.axis]) idx[c.axis] -= c.shapes[k++][c.axis];
+      const ss = stridesOf(c.shapes[k]);
+      want[g] = srcs[k][idx.reduce((p, x, i) => p + x * ss[i], 0)] + 0; // the masked terms sum with zeros: −0 reads +0
+    }
+    const f = jit((...xs: np.Array[]) => np.concatenate(xs, c.axis).add(0));
+    const got = (await f(...srcs.map((d, k) => np.array(d).reshape(c.shapes[k]))).data()) as Float32Array;
+    f.dispose();
+    assert.equal(got.length, want.length);
+    const bad = [...want.keys()].filter((i) => !Object.is(got[i], want[i]));
+    assert.equal(bad.length, 0, `${c.name}: ${bad.length} elements differ, first at ${bad[0]}: ${got[bad[0]]} ≠ ${want[bad[0]]}`);
+  }
+  // element-wise kernels whose reads move along the row or stay (a bias, a per-row maximum): pointers set once per row
+  const [R, C] = [16 * 64, 48];
+  const x = fill(R * C);
+  const bias = fill(C);
+  const rowMax = Array.from({ length: R }, (_, r) => x.subarray(r * C, (r + 1) * C).reduce((m, v) => (Number.isNaN(m) || Number.isNaN(v) ? NaN : Math.max(m, v)), -Infinity));
+  const h = jit((a: np.Array, b: np.Array) => [a.ref.add(b), a.ref.sub(a.max(-1, { keepdims: true }))]);
+  const [sum, centred] = h(np.array(x).reshape([16, 64, C]), np.array(bias)) as np.Array[];
+  h.dispose();
+  const sums = (await sum.data()) as Float32Array;
+  const diffs = (await centred.data()) as Float32Array;
+  for (let i = 0; i < R * C; i++) {
+    assert.ok(Object.is(sums[i], Math.fround(x[i] + bias[i % C])), `bias at ${i}: ${sums[i]}`);
+    assert.ok(Object.is(diffs[i], Math.fround(x[i] - rowMax[Math.floor(i / C)])), `row maximum at ${i}: ${diffs[i]}`);
+  }
+  // the gradient of a slice is the cotangent padded with zeros
+  const w = fill(8 * 8);
+  const g = jit(grad((x: np.Array) => x.slice([], [2, 10], [4, 12]).mul(np.array(w).reshape([1, 8, 8])).sum()));
+  const got = (await g(np.zeros([3, 12, 16])).data()) as Float32Array;
+  g.dispose();
+  const want = gatherHost(w, [3, 12, 16], ([, y, x]) => (y >= 2 && y < 10 && x >= 4 && x < 12 ? (y - 2) * 8 + (x - 4) : -1));
+  assert.deepEqual([...got].map((v) => v + 0), [...want].map((v) => v + 0));
 });
