@@ -240,6 +240,7 @@ export function rope(x: np.Array, cos: np.Array, sin: np.Array): np.Array {
   const sign = np.array([-1, 1]).reshape([1, 1, 1, 2, 1]);
   return pairs.mul(c).add(swapped.mul(s).mul(sign)).reshape([B, T, H, hd]);
 }
+
 /**
  * Token ids B×T (int32) → embeddings B×T×D, as a one-hot product so the gradient reaches the
  * table; plus, with visual positions, the embedding of each visual token's index in its image
